@@ -1,0 +1,1 @@
+"""The trusted side: settings, SQL store, scheduling, triage, reports, API and the CLI."""

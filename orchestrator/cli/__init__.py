@@ -1,0 +1,10 @@
+"""The ``fuzzorch`` command line: the composition root of the whole service."""
+
+from orchestrator.cli.main import main
+
+__all__ = ["main", "run"]
+
+
+def run() -> None:
+    """Console-script entry point: exit with main()'s code."""
+    raise SystemExit(main())

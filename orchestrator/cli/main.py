@@ -1,0 +1,83 @@
+"""The root ``fuzzorch`` command and the mapping of failures to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.logging import RichHandler
+
+from orchestrator.cli import db, tokens
+from orchestrator.cli.context import CliContext, build_context
+from orchestrator.cli.output import error, stderr
+from orchestrator.errors import FuzzorchError
+from workers.errors import WorkerError
+
+EXIT_OK = 0
+EXIT_GATE = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+
+app = typer.Typer(
+    name="fuzzorch",
+    help="Self-hosted fuzzing for Python code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="token")
+
+
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    """Self-hosted fuzzing for Python code: atheris and Hypothesis harnesses at fleet scale."""
+    if not isinstance(ctx.obj, CliContext):
+        ctx.obj = build_context()
+    _configure_logging(ctx.obj.settings.log_level)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _configure_logging(level: str) -> None:
+    handler = RichHandler(console=stderr, show_path=False, markup=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    # Alembic narrates every migration context at INFO; our own log line says what changed.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The CLI exit code for an error, per DESIGN.md's CLI contract."""
+    if isinstance(exc, FuzzorchError):
+        return exc.exit_code
+    if isinstance(exc, ValueError):
+        # Invalid refs, sources, keys and names: the user's input was refused.
+        return EXIT_USAGE
+    if isinstance(exc, WorkerError):
+        return EXIT_INFRA
+    return EXIT_INFRA
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of raising."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="fuzzorch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        error("aborted")
+        return EXIT_INFRA
+    except (FuzzorchError, WorkerError, ValueError) as exc:
+        error(str(exc))
+        return exit_code_for(exc)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The SQL schema, as SQLAlchemy Core tables.
+
+The migrations under ``orchestrator/migrations`` create exactly these tables; a test
+compares the two. Times are UNIX epoch seconds (float) so that deadlines compare the same
+way on SQLite and PostgreSQL, without time-zone conversions.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A git object id: 40 lowercase hex digits.
+Sha = sa.String(40)
+Epoch = sa.Float
+
+repos = sa.Table(
+    "repos",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), nullable=False, unique=True),
+    sa.Column("default_branch", sa.String(255), nullable=True),
+    sa.Column("head_commit", Sha, nullable=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+)
+
+# One row per file considered at a commit: a found harness or a skipped file with a reason.
+harnesses = sa.Table(
+    "harnesses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("commit", Sha, nullable=False),
+    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("options", sa.JSON, nullable=False, default=dict),
+    sa.UniqueConstraint("repo", "commit", "name"),
+    sa.CheckConstraint("status IN ('found', 'skipped')", name="status"),
+    sa.CheckConstraint(
+        "(status = 'found' AND kind IS NOT NULL AND reason IS NULL)"
+        " OR (status = 'skipped' AND reason IS NOT NULL)",
+        name="status_reason",
+    ),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("commit", Sha, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("workers", sa.Integer, nullable=False),
+    sa.Column("fail_on", sa.String(8), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("started_at", Epoch, nullable=True),
+    sa.Column("finished_at", Epoch, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.CheckConstraint(
+        "status IN ('queued', 'running', 'triaging', 'done', 'cancelled', 'failed')",
+        name="status",
+    ),
+    sa.CheckConstraint("fail_on IN ('new', 'open', 'none')", name="fail_on"),
+    sa.Index(None, "repo", "branch", "created_at"),
+)
+
+# A job's lease: ``attempt`` is the number of the attempt last dispatched (0 = never).
+# Every transition is one UPDATE guarded by the attempt number (see store/leases.py).
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("queue", sa.String(16), nullable=False),
+    sa.Column("harness", sa.String(1024), nullable=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("lease_owner", sa.String(255), nullable=True),
+    sa.Column("deadline", Epoch, nullable=True),
+    sa.Column("heartbeat_at", Epoch, nullable=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("finished_at", Epoch, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("outcome_attempt", sa.Integer, nullable=True),
+    sa.Column("outcome_data", sa.JSON, nullable=True),
+    sa.CheckConstraint(
+        "state IN ('pending', 'dispatched', 'running', 'done', 'dead', 'cancelled')",
+        name="state",
+    ),
+    sa.Index(None, "state", "deadline"),
+    sa.Index(None, "campaign_id", "state"),
+)
+
+# Every dispatched attempt, and the outcome that attempt reported (if any).
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    sa.Column("job_id", sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("dispatched_at", Epoch, nullable=False),
+    sa.Column("worker", sa.String(255), nullable=True),
+    sa.Column("started_at", Epoch, nullable=True),
+    sa.Column("heartbeat_at", Epoch, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("outcome_at", Epoch, nullable=True),
+    sa.Column("outcome_data", sa.JSON, nullable=True),
+)
+
+# Per-job statistics over time (one row per sample the worker reports).
+job_stats = sa.Table(
+    "job_stats",
+    metadata,
+    sa.Column("job_id", sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("elapsed_s", sa.Float, primary_key=True),
+    sa.Column("execs", sa.BigInteger, nullable=False),
+    sa.Column("coverage", sa.Integer, nullable=False),
+    sa.Column("features", sa.Integer, nullable=False),
+    sa.Column("corpus_units", sa.Integer, nullable=False),
+    sa.Column("recorded_at", Epoch, nullable=False),
+)
+
+crash_groups = sa.Table(
+    "crash_groups",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("signature", sa.String(40), nullable=False),
+    sa.Column("canonical", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("exception_type", sa.String(255), nullable=True),
+    sa.Column("title", sa.String(512), nullable=False),
+    sa.Column("frames", sa.JSON, nullable=False),
+    sa.Column("harness", sa.String(1024), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("merged_into", sa.ForeignKey("crash_groups.id"), nullable=True),
+    sa.Column("first_seen_at", Epoch, nullable=False),
+    sa.Column("first_campaign", sa.String(64), nullable=True),
+    sa.UniqueConstraint("repo", "signature"),
+    sa.CheckConstraint(
+        "status IN ('open', 'fixed', 'flaky', 'wontfix', 'duplicate')", name="status"
+    ),
+)
+
+# One sighting of a group: which campaign saw it, at which commit, with which testcase.
+crash_sightings = sa.Table(
+    "crash_sightings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("job_id", sa.String(64), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("commit", Sha, nullable=False),
+    sa.Column("testcase_key", sa.String(1024), nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("traceback", sa.Text, nullable=True),
+    sa.Column("found_after_s", sa.Float, nullable=True),
+    sa.Column("seen_at", Epoch, nullable=False),
+    sa.UniqueConstraint("group_id", "campaign_id", "testcase_key"),
+)
+
+branch_policies = sa.Table(
+    "branch_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("branch_glob", sa.String(255), nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("workers", sa.Integer, nullable=False),
+    sa.Column("fail_on", sa.String(8), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.UniqueConstraint("repo", "branch_glob"),
+    sa.CheckConstraint("fail_on IN ('new', 'open', 'none')", name="fail_on"),
+)
+
+# Only the sha256 of a token is stored; the token itself is shown once at creation.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("last_used_at", Epoch, nullable=True),
+    sa.Column("revoked_at", Epoch, nullable=True),
+    sa.CheckConstraint("role IN ('viewer', 'triager', 'admin')", name="role"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Epoch, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(1024), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False, default=dict),
+    sa.Column("remote_addr", sa.String(64), nullable=True),
+    sa.Index(None, "at"),
+)

@@ -1,0 +1,7 @@
+"""Shared fixtures: real services (PostgreSQL, Redis, S3) and temporary homes."""
+
+pytest_plugins = [
+    "tests.support.services",
+    "tests.support.seaweed",
+    "tests.support.stores",
+]
