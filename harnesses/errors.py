@@ -3,3 +3,11 @@
 
 class HarnessError(Exception):
     """Base class of every error raised by ``harnesses``."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """A target's ``[tool.fuzzorch]`` configuration is invalid."""
+
+
+class InvalidPathError(HarnessError, ValueError):
+    """A repository-relative path is malformed or escapes the repository."""
