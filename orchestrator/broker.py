@@ -21,5 +21,5 @@ def make_broker(url: str, *, namespace: str = DEFAULT_NAMESPACE) -> dramatiq.Bro
     if url == "memory://":
         return StubBroker()
     if url.startswith(("redis://", "rediss://")):
-        return RedisBroker(url=url, namespace=namespace)
+        return RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
     raise SettingsError(f"unsupported broker URL {mask_url(url)!r}")

@@ -31,3 +31,9 @@ class ConflictError(StoreError):
     """A record already exists or changed underneath the caller."""
 
     exit_code = 2
+
+
+class UsageError(FuzzorchError, ValueError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = 2

@@ -4,6 +4,7 @@
 those, and everything else is terminal.
 """
 
+
 class WorkerError(Exception):
     """Base class of every error raised by ``workers``."""
 
@@ -42,6 +43,10 @@ class InvalidRefError(GitError, ValueError):
 
 class InvalidSourceError(GitError, ValueError):
     """A repository source (URL or path) was refused before reaching git."""
+
+
+class RefNotFoundError(GitError, LookupError):
+    """A well-formed ref names no branch, tag or commit of the repository."""
 
 
 class GitTimeoutError(GitError):

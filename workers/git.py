@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from workers.errors import GitError, GitTimeoutError, InvalidSourceError
+from workers.errors import GitError, GitTimeoutError, InvalidSourceError, RefNotFoundError
 from workers.gitproc import (
     BlameLine,
     CommitInfo,
@@ -269,7 +269,7 @@ class Git:
         )
         sha = result.stdout.strip()
         if result.returncode != 0 or not _SHA_LINE.fullmatch(sha):
-            raise GitError(
+            raise RefNotFoundError(
                 f"Unknown ref {ref!r}: no branch, tag or commit of that name in {str(mirror)!r}"
             )
         return sha.decode("ascii")

@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 
 import typer
 
+from orchestrator.adapters import make_git, open_object_store
+from orchestrator.errors import UsageError
+from orchestrator.registry import Registry
 from orchestrator.settings import Settings
 from orchestrator.store.database import Database
+from workers.storage.base import ObjectStore
 
 
 @dataclass
@@ -18,6 +22,7 @@ class CliContext:
 
     settings: Settings
     _database: Database | None = field(default=None, repr=False)
+    _objects: ObjectStore | None = field(default=None, repr=False)
 
     def database(self) -> Database:
         """The SQL store; the embedded SQLite store migrates itself, a server's does not."""
@@ -25,6 +30,31 @@ class CliContext:
             embedded = self.settings.database_url.startswith("sqlite")
             self._database = Database.open(self.settings.database_url, upgrade=embedded)
         return self._database
+
+    def objects(self) -> ObjectStore:
+        """The object store."""
+        if self._objects is None:
+            self._objects = open_object_store(self.settings.storage)
+        return self._objects
+
+    def registry(self) -> Registry:
+        """Repositories and their harnesses, on the embedded state under FUZZORCH_HOME."""
+        return Registry(
+            self.database(),
+            self.objects(),
+            make_git(self.settings, embedded=True),
+            self.settings.home / "git",
+            allow_local=True,
+            clock=self.now,
+        )
+
+    def require_embedded(self, verb: str) -> None:
+        """Refuse a verb that has no server API yet when a server is configured."""
+        if not self.settings.embedded:
+            raise UsageError(
+                f"'fuzzorch {verb}' works on the embedded state only in this version; "
+                f"unset FUZZORCH_SERVER_URL (now {self.settings.server_url!r})"
+            )
 
     def now(self) -> float:
         """The wall clock, as epoch seconds."""

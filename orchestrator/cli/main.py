@@ -6,11 +6,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 from rich.logging import RichHandler
+from typer.exceptions import TyperException
 
-from orchestrator.cli import db, tokens
+from harnesses.errors import HarnessError
+from orchestrator.cli import corpus, db, repos, tokens
 from orchestrator.cli.context import CliContext, build_context
 from orchestrator.cli.output import error, stderr
 from orchestrator.errors import FuzzorchError
@@ -30,6 +31,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
+app.add_typer(repos.app, name="repo")
+app.add_typer(repos.harness_app, name="harness")
+app.add_typer(corpus.app, name="corpus")
 
 
 @app.callback()
@@ -52,8 +56,9 @@ def exit_code_for(exc: BaseException) -> int:
     """The CLI exit code for an error, per DESIGN.md's CLI contract."""
     if isinstance(exc, FuzzorchError):
         return exc.exit_code
-    if isinstance(exc, ValueError):
-        # Invalid refs, sources, keys and names: the user's input was refused.
+    if isinstance(exc, ValueError | LookupError | HarnessError):
+        # Invalid or unknown refs, sources, keys, names and configurations: the user's
+        # input was refused.
         return EXIT_USAGE
     if isinstance(exc, WorkerError):
         return EXIT_INFRA
@@ -65,15 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="fuzzorch", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:
+        # typer's own parsing errors (unknown option, missing argument): bad usage.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:  # pragma: no cover - every parsing error has show()
+            error(exc.format_message())
         return EXIT_USAGE
-    except click.exceptions.Abort:
+    except typer.Abort:
         error("aborted")
         return EXIT_INFRA
-    except (FuzzorchError, WorkerError, ValueError) as exc:
+    except (FuzzorchError, WorkerError, HarnessError, ValueError, LookupError) as exc:
         error(str(exc))
         return exit_code_for(exc)
     return result if isinstance(result, int) else EXIT_OK

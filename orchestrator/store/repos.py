@@ -77,10 +77,16 @@ def add_repo(
 
 def get_repo(conn: sa.Connection, name: str) -> RepoRecord:
     """The repository ``name``; NotFoundError naming it if there is none."""
-    row = conn.execute(sa.select(repos).where(repos.c.name == name)).first()
-    if row is None:
+    record = find_repo(conn, name)
+    if record is None:
         raise NotFoundError(f"no repository named {name!r}")
-    return _repo(row)
+    return record
+
+
+def find_repo(conn: sa.Connection, name: str) -> RepoRecord | None:
+    """The repository ``name``, if there is one."""
+    row = conn.execute(sa.select(repos).where(repos.c.name == name)).first()
+    return None if row is None else _repo(row)
 
 
 def find_repo_by_source(conn: sa.Connection, source: str) -> RepoRecord | None:

@@ -57,9 +57,10 @@ def test_a_live_lease_is_not_reclaimed_before_its_deadline(database: Database) -
         leases.create_jobs(conn, [_job()], now=0.0)
         leases.dispatch(conn, "job-1", expected_attempt=0, now=0.0, lease_seconds=10)
         assert leases.expired_leases(conn, now=5.0) == []
-        assert leases.reclaim(
-            conn, "job-1", expected_attempt=1, now=5.0, lease_seconds=10
-        ) == leases.Reclaimed()
+        assert (
+            leases.reclaim(conn, "job-1", expected_attempt=1, now=5.0, lease_seconds=10)
+            == leases.Reclaimed()
+        )
         assert leases.get_job(conn, "job-1").attempt == 1
 
 
@@ -88,7 +89,9 @@ def test_a_lost_attempt_is_redispatched_and_its_late_messages_are_ignored(
         assert not leases.heartbeat(
             conn, "job-1", attempt=1, worker="w1", now=21.0, lease_seconds=10
         )
-        assert leases.mark_started(conn, "job-1", attempt=2, worker="w2", now=21.0, lease_seconds=10)
+        assert leases.mark_started(
+            conn, "job-1", attempt=2, worker="w2", now=21.0, lease_seconds=10
+        )
         assert leases.get_job(conn, "job-1").lease_owner == "w2"
 
 
@@ -153,13 +156,12 @@ def test_cancelled_jobs_are_neither_dispatched_nor_reclaimed(database: Database)
     with database.transaction() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO repos (name, source, created_at, updated_at) "
-                "VALUES ('r', '/r', 0, 0)"
+                "INSERT INTO repos (name, source, created_at, updated_at) VALUES ('r', '/r', 0, 0)"
             )
         )
         conn.execute(
             sa.text(
-                "INSERT INTO campaigns (id, repo, branch, \"commit\", status, priority, "
+                'INSERT INTO campaigns (id, repo, branch, "commit", status, priority, '
                 "duration_s, workers, fail_on, created_at) "
                 f"VALUES ('c1', 'r', 'main', '{SHA}', 'running', 0, 60, 1, 'open', 0)"
             )
@@ -190,7 +192,11 @@ def test_missing_job_error_names_it(database: Database) -> None:
 def test_repositories_are_unique_by_name_and_by_source(database: Database) -> None:
     with database.transaction() as conn:
         repos.add_repo(
-            conn, name="parser", source="/src/parser", default_branch="main", head_commit=SHA,
+            conn,
+            name="parser",
+            source="/src/parser",
+            default_branch="main",
+            head_commit=SHA,
             now=1.0,
         )
     with database.transaction() as conn, pytest.raises(ConflictError, match="'parser'"):
@@ -219,11 +225,17 @@ def test_repository_names_must_be_slugs(database: Database, bad: str) -> None:
 
 def test_harnesses_and_skipped_files_are_recorded_per_commit(database: Database) -> None:
     found = repos.HarnessRecord(
-        name="fuzz/fuzz_a.py", path="fuzz/fuzz_a.py", status="found", kind="atheris",
+        name="fuzz/fuzz_a.py",
+        path="fuzz/fuzz_a.py",
+        status="found",
+        kind="atheris",
         options={"max_len": 64},
     )
     skipped = repos.HarnessRecord(
-        name="fuzz/broken.py", path="fuzz/broken.py", status="skipped", reason="syntax-error",
+        name="fuzz/broken.py",
+        path="fuzz/broken.py",
+        status="skipped",
+        reason="syntax-error",
         detail="line 3: invalid syntax",
     )
     with database.transaction() as conn:
@@ -245,9 +257,7 @@ def test_a_found_harness_needs_a_kind_and_a_skipped_file_a_reason(database: Data
 
 def test_tokens_are_stored_hashed_and_verified(database: Database) -> None:
     with database.transaction() as conn:
-        record, secret = tokens.create_token(
-            conn, role=tokens.Role.TRIAGER, name="ci bot", now=1.0
-        )
+        record, secret = tokens.create_token(conn, role=tokens.Role.TRIAGER, name="ci bot", now=1.0)
         stored = conn.execute(sa.text("SELECT token_hash FROM api_tokens")).scalar_one()
     assert secret.startswith("fzo_")
     assert secret not in stored

@@ -308,9 +308,8 @@ def test_configuration_can_add_options_to_discovery_and_disable_harnesses() -> N
 
 
 def test_a_bad_configuration_is_an_error_naming_key_and_value() -> None:
-    tree = MemoryTree(
-        {"pyproject.toml": b'[tool.fuzzorch]\n[[tool.fuzzorch.harness]]\npath = "a.py"\nmax_len = "big"\n'}
-    )
+    toml = b'[[tool.fuzzorch.harness]]\npath = "a.py"\nmax_len = "big"\n'
+    tree = MemoryTree({"pyproject.toml": toml})
     with pytest.raises(ConfigError, match=r"max_len = 'big'"):
         discover(tree)
 

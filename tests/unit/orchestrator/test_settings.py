@@ -124,7 +124,7 @@ def test_secrets_are_masked_in_errors() -> None:
 
 
 def test_heartbeats_must_come_more_often_than_the_lease_runs_out() -> None:
-    with pytest.raises(SettingsError, match="FUZZORCH_HEARTBEAT_SECONDS=30.0"):
+    with pytest.raises(SettingsError, match=r"FUZZORCH_HEARTBEAT_SECONDS=30\.0"):
         Settings.from_env({"FUZZORCH_HEARTBEAT_SECONDS": "30", "FUZZORCH_LEASE_SECONDS": "20"})
 
 
