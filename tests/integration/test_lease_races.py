@@ -47,7 +47,11 @@ def test_two_dispatchers_never_dispatch_the_same_attempt(database: Database) -> 
         results = _race(
             database,
             lambda _i, conn, job_id=job_id: leases.dispatch(
-                conn, job_id, expected_attempt=0, now=0.0, lease_seconds=10  # type: ignore[arg-type]
+                conn,
+                job_id,
+                expected_attempt=0,
+                now=0.0,
+                lease_seconds=10,  # type: ignore[arg-type]
             ),
         )
         winners = [r for r in results if r is not None]
@@ -65,7 +69,11 @@ def test_two_reconcilers_reclaim_a_lost_attempt_once(database: Database) -> None
         results = _race(
             database,
             lambda _i, conn, job_id=job_id: leases.reclaim(
-                conn, job_id, expected_attempt=1, now=50.0, lease_seconds=10  # type: ignore[arg-type]
+                conn,
+                job_id,
+                expected_attempt=1,
+                now=50.0,
+                lease_seconds=10,  # type: ignore[arg-type]
             ),
         )
         leases_granted = [r.lease for r in results if r.lease is not None]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textwrap import dedent
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harnesses.discovery import discover
 from harnesses.errors import ConfigError
@@ -324,3 +326,29 @@ def test_prefilter_and_full_parse_agree() -> None:
         }
     )
     assert discover(tree, prefilter=True) == discover(tree, prefilter=False)
+
+
+PATHS = st.sampled_from(
+    ["fuzz_a.py", "fuzz/x.py", "tests/test_p.py", "pkg/m.py", "a_test.py", "pyproject.toml"]
+)
+SOURCES = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([ATHERIS_SCRIPT, HYPOTHESIS_TESTS]).flatmap(
+        lambda base: st.integers(0, len(base)).map(lambda cut: base[:cut])
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(PATHS, SOURCES, max_size=5))
+def test_discovery_never_fails_on_arbitrary_sources(entries: dict[str, bytes]) -> None:
+    # The project fuzzes its own parsers: any tree gives a collection or a ConfigError.
+    tree = MemoryTree(dict(entries))
+    try:
+        collection = discover(tree)
+    except ConfigError:
+        assert "pyproject.toml" in entries
+        return
+    assert discover(tree, prefilter=False) == collection
+    for harness in collection.harnesses:
+        assert harness.path in entries
