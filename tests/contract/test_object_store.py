@@ -318,7 +318,7 @@ METHODS: dict[str, Callable[[ObjectStore, str, Path], Any]] = {
     "delete": lambda s, k, p: s.delete(k),
     "list_page": lambda s, k, p: s.list_page(k),
     "list_page-start_after": lambda s, k, p: s.list_page("", start_after=k),
-    "iter_keys": lambda s, k, p: list(s.iter_keys(k)),
+    "iter_keys": lambda s, k, p: s.iter_keys(k),  # refused at the call, before iterating
 }
 
 
@@ -431,6 +431,31 @@ def test_filesystem_survives_an_empty_folder_where_an_object_goes(tmp_path: Path
     (tmp_path / "a" / "b").mkdir(parents=True)  # e.g. left by an interrupted writer
     assert fs.put_if_absent("a/b", b"object") is True
     assert fs.get("a/b") == b"object"
+
+
+def test_filesystem_writes_survive_concurrent_pruning(tmp_path: Path) -> None:
+    # Deleting the last key of a folder prunes it while other threads write into it.
+    fs = FilesystemObjectStore(tmp_path)
+    errors: list[BaseException] = []
+
+    def churn(thread: int) -> None:
+        try:
+            for i in range(100):
+                key = f"race/shared/{thread}-{i}"
+                assert fs.put_if_absent(key, b"v") is True
+                assert fs.get(key) == b"v"
+                assert fs.delete(key) is True
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert list(fs.iter_keys("")) == []
+    assert sorted(os.listdir(tmp_path)) == [".tmp"]
 
 
 def test_filesystem_racing_processes_write_once(tmp_path: Path) -> None:

@@ -253,9 +253,15 @@ def test_list_tree_reports_symlinks_and_submodules(
 ) -> None:
     entries = {e.path: e for e in git.list_tree(mirror, history.c2)}
     assert sorted(entries) == [".gitmodules", "a.txt", "link", "pkg/mod.py", "vendor/sub"]
-    assert entries["a.txt"] == TreeEntry("a.txt", "100644", len(A_V2), False, False)
-    assert entries["link"] == TreeEntry("link", "120000", len("a.txt"), True, False)
-    assert entries["vendor/sub"] == TreeEntry("vendor/sub", "160000", None, False, True)
+    oid = {path: entry.oid for path, entry in entries.items()}
+    assert entries["a.txt"] == TreeEntry("a.txt", "100644", len(A_V2), False, False, oid["a.txt"])
+    assert entries["link"] == TreeEntry("link", "120000", len("a.txt"), True, False, oid["link"])
+    assert entries["vendor/sub"] == TreeEntry(
+        "vendor/sub", "160000", None, False, True, oid["vendor/sub"]
+    )
+    # Object ids let many blobs be read in one git process.
+    blobs = git.read_blobs(mirror, [oid["a.txt"], oid["link"]], max_bytes=1000)
+    assert blobs == {oid["a.txt"]: A_V2.encode(), oid["link"]: b"a.txt"}
 
 
 def test_commit_level_calls_refuse_non_shas(git: Git, mirror: Path) -> None:

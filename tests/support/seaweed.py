@@ -45,7 +45,7 @@ from workers.storage.s3 import S3ObjectStore
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
-STOP_GRACE = 3.0  # the filer's graceful gRPC stop waits 15 s for S3's streams: do not wait
+STOP_GRACE = 1.0  # the filer's graceful gRPC stop waits 15 s for S3's streams: do not wait
 REGION = "us-east-1"
 _PROBE_BUCKET = "fuzzorch-probe"
 _PORT_NAMES = (
