@@ -11,3 +11,11 @@ class ConfigError(HarnessError, ValueError):
 
 class InvalidPathError(HarnessError, ValueError):
     """A repository-relative path is malformed or escapes the repository."""
+
+
+class EngineArgsError(HarnessError, ValueError):
+    """An engine option (runs, timeout, a path…) is out of range or malformed."""
+
+
+class SignatureError(HarnessError, ValueError):
+    """A crash signature was asked for with an unknown kind or malformed parts."""

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harnesses.discovery import discover
+from harnesses.config import parse_pyproject
+from harnesses.discovery import MAX_PYPROJECT_BYTES, discover
 from harnesses.model import Collection, Harness, HarnessKind, HarnessOptions, Skipped, SkipReason
 from harnesses.seeds import SeedLimits, files_in, seed_sources, zip_units
 from orchestrator.errors import ConflictError
@@ -147,6 +148,15 @@ class Registry:
         with self.database.transaction() as conn:
             repos.record_harnesses(conn, name, commit, _records(collection))
         return collection
+
+    def install_commands(self, name: str, commit: str) -> tuple[str, ...] | None:
+        """The install commands ``[tool.fuzzorch]`` configures at a commit (None: default)."""
+        tree = GitTree(self.git, self.mirror_path(name), commit)
+        files = tree.index()
+        entry = files.get("pyproject.toml")
+        if entry is None or entry.symlink_target is not None:
+            return None
+        return parse_pyproject(tree.read("pyproject.toml", MAX_PYPROJECT_BYTES)).install
 
     def _import_seeds(self, repo: str, tree: GitTree, collection: Collection) -> TransferStats:
         total = TransferStats()

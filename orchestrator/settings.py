@@ -20,6 +20,23 @@ from orchestrator.errors import SettingsError
 T = TypeVar("T")
 
 PREFIX = "FUZZORCH_"
+# Host variables an environment build needs to reach the package index (certificates,
+# proxies, index URLs). Only builds see them, never harness runs.
+BUILD_VARIABLES = frozenset(
+    {
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    }
+)
+BUILD_PREFIXES = ("PIP_", "UV_")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -95,6 +112,7 @@ class Settings:
     allow_local_repos: bool
     timings: Timings
     log_level: str
+    build_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -159,6 +177,11 @@ class Settings:
             allow_local_repos=env.get("ALLOW_LOCAL_REPOS", _bool, default=False),
             timings=timings,
             log_level=env.get("LOG_LEVEL", _log_level, default="INFO"),
+            build_env={
+                name: value
+                for name, value in environ.items()
+                if name in BUILD_VARIABLES or name.startswith(BUILD_PREFIXES)
+            },
         )
 
 

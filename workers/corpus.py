@@ -130,8 +130,61 @@ def export_folder(store: ObjectStore, prefix: str, folder: Path) -> TransferStat
             logger.warning("skipping %s: its content does not match its name", key)
             skipped += 1
             continue
-        partial = folder / f".{name}.partial"
-        partial.write_bytes(data)
-        partial.replace(target)
+        _write_unit(folder, name, data)
         added += 1
     return TransferStats(added, present, skipped)
+
+
+def sync_down(store: ObjectStore, prefix: str, folder: Path, *, max_units: int) -> int:
+    """Fetch the units under ``prefix`` that ``folder`` lacks; return how many were fetched.
+
+    The folder is a cache shared by the worker's jobs on a harness: only missing units cross
+    the network, and a unit whose content does not match its name is not kept.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    present = {p.name for p in folder.iterdir()}
+    fetched = 0
+    for key in store.iter_keys(prefix):
+        if len(present) >= max_units:
+            logger.warning("corpus %s: capped at %d units", prefix, max_units)
+            break
+        name = key[len(prefix) :]
+        if name in present or len(name) != 40 or not set(name) <= _SHA1_HEX:
+            continue
+        data = store.get(key, max_bytes=DEFAULT_MAX_UNIT_BYTES * 64)
+        if content_id(data) != name:
+            logger.warning("skipping %s: its content does not match its name", key)
+            continue
+        _write_unit(folder, name, data)
+        present.add(name)
+        fetched += 1
+    return fetched
+
+
+def upload_folder(
+    store: ObjectStore,
+    prefix: str,
+    folder: Path,
+    *,
+    into: Path | None = None,
+    max_unit_bytes: int = DEFAULT_MAX_UNIT_BYTES,
+) -> TransferStats:
+    """Store the units a run left in ``folder``; with ``into``, move them into that cache."""
+    stats = TransferStats()
+    if not folder.is_dir():
+        return stats
+    for data in read_folder(folder, max_unit_bytes=max_unit_bytes):
+        stats += add_units(store, prefix, [data], max_unit_bytes=max_unit_bytes)
+        if into is not None:
+            _write_unit(into, content_id(data), data)
+    return stats
+
+
+def _write_unit(folder: Path, name: str, data: bytes) -> None:
+    target = folder / name
+    if target.exists():
+        return
+    partial = folder / f".{name}.partial"
+    partial.write_bytes(data)
+    os.chmod(partial, 0o644)
+    partial.replace(target)

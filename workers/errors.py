@@ -53,3 +53,21 @@ class GitTimeoutError(GitError):
     """git did not finish within its time bound."""
 
     transient = True
+
+
+class SandboxError(WorkerError):
+    """The sandbox could not run a child process as asked."""
+
+
+class SandboxConfigError(SandboxError, ValueError):
+    """A sandbox argument was refused before anything ran (path, environment, limit)."""
+
+
+class SandboxUnavailableError(SandboxError):
+    """No isolation method works on this machine, and running unconfined was not allowed."""
+
+
+class SandboxStartError(SandboxError):
+    """The child process could not be started (fork or exec failed)."""
+
+    transient = True

@@ -13,7 +13,11 @@ from orchestrator.errors import UsageError
 from orchestrator.registry import Registry
 from orchestrator.settings import Settings
 from orchestrator.store.database import Database
+from workers.envcache import EnvironmentCache
+from workers.fuzzjob import WorkerCaches
+from workers.sandbox import Sandbox
 from workers.storage.base import ObjectStore
+from workers.workspace import Workspaces
 
 
 @dataclass
@@ -55,6 +59,20 @@ class CliContext:
                 f"'fuzzorch {verb}' works on the embedded state only in this version; "
                 f"unset FUZZORCH_SERVER_URL (now {self.settings.server_url!r})"
             )
+
+    def worker_caches(self) -> WorkerCaches:
+        """The caches of the in-process worker under FUZZORCH_HOME/worker."""
+        root = self.settings.home / "worker"
+        sandbox = Sandbox(scratch_root=root / "scratch")
+        return WorkerCaches(
+            store=self.objects(),
+            workspaces=Workspaces(make_git(self.settings, embedded=True), root / "git"),
+            environments=EnvironmentCache(
+                root / "envs", sandbox, build_env=self.settings.build_env
+            ),
+            sandbox=sandbox,
+            root=root,
+        )
 
     def now(self) -> float:
         """The wall clock, as epoch seconds."""

@@ -11,16 +11,12 @@ from rich.logging import RichHandler
 from typer.exceptions import TyperException
 
 from harnesses.errors import HarnessError
-from orchestrator.cli import corpus, db, repos, tokens
+from orchestrator.cli import corpus, db, fuzz, repos, tokens
 from orchestrator.cli.context import CliContext, build_context
+from orchestrator.cli.exitcodes import EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from orchestrator.cli.output import error, stderr
 from orchestrator.errors import FuzzorchError
 from workers.errors import WorkerError
-
-EXIT_OK = 0
-EXIT_GATE = 1
-EXIT_USAGE = 2
-EXIT_INFRA = 3
 
 app = typer.Typer(
     name="fuzzorch",
@@ -34,6 +30,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(repos.app, name="repo")
 app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
+app.command("fuzz")(fuzz.fuzz)
 
 
 @app.callback()
