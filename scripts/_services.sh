@@ -98,3 +98,16 @@ ensure_postgres() {
   wait_for_port 127.0.0.1 "$port" 30 || { echo "PostgreSQL did not start" >&2; return 1; }
   export FUZZORCH_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
 }
+
+ensure_bubblewrap() {
+  # The sandbox isolates harnesses with bubblewrap (PID and network namespaces, read-only
+  # mounts). Debian packages it; as root we install it, otherwise we say how.
+  if command -v bwrap >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing bubblewrap (apt-get)" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >&2
+    return 0
+  fi
+  echo "bubblewrap is not installed: apt-get install bubblewrap" >&2
+  return 1
+}
