@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from workers.envcache import EnvironmentCache
 from workers.fuzzjob import WorkerCaches
 from workers.sandbox import Sandbox
 from workers.storage.base import ObjectStore
+from workers.uidpool import harness_uid
 from workers.workspace import Workspaces
 
 
@@ -27,6 +29,7 @@ class CliContext:
     settings: Settings
     _database: Database | None = field(default=None, repr=False)
     _objects: ObjectStore | None = field(default=None, repr=False)
+    _exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     def database(self) -> Database:
         """The SQL store; the embedded SQLite store migrates itself, a server's does not."""
@@ -63,7 +66,8 @@ class CliContext:
     def worker_caches(self) -> WorkerCaches:
         """The caches of the in-process worker under FUZZORCH_HOME/worker."""
         root = self.settings.home / "worker"
-        sandbox = Sandbox(scratch_root=root / "scratch")
+        uid = self._exits.enter_context(harness_uid())
+        sandbox = Sandbox(scratch_root=root / "scratch", harness_uid=uid)
         return WorkerCaches(
             store=self.objects(),
             workspaces=Workspaces(make_git(self.settings, embedded=True), root / "git"),
@@ -79,7 +83,8 @@ class CliContext:
         return time.time()
 
     def close(self) -> None:
-        """Release every adapter that was opened."""
+        """Release every adapter that was opened, and the harness uid if one was held."""
+        self._exits.close()
         if self._database is not None:
             self._database.dispose()
             self._database = None
