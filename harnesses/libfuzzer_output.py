@@ -253,6 +253,10 @@ class OutputParser:
         crash = self._crash_for(error.group("what"), plain_text(line, 500))
         if crash is None:
             return
+        if crash.kind is CrashKind.EXIT and self._pending_crash is not None:
+            # libFuzzer's SIGXFSZ handler reports "file size exceeded" and calls exit(),
+            # which its exit callback reports again as "fuzz target exited": one crash.
+            return
         self._flush(events)
         pending = self._pending_artifact
         if pending is not None and pending.kind == _ARTIFACT_FOR.get(crash.kind, "crash"):

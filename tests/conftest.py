@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.services",
     "tests.support.seaweed",
     "tests.support.stores",
+    "tests.support.worker",
 ]

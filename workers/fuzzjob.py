@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harnesses.identity import harness_id
@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 MAX_LOG_BYTES = 1024 * 1024
 # A restart after a crash needs at least this much time left to be worth it.
 MIN_RESTART_S = 2.0
+# Engine restarts after exits that left no crash report, before the job gives up.
+MAX_SILENT_EXITS = 20
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class _Progress:
     last: StatsLine | None = None
     inited: bool = False
     run_execs: int = 0
+    silent_exits: int = 0
 
 
 def run_job(
@@ -126,40 +129,15 @@ def _in_worktree(
         spec, caches, worktree, environment.root, folders, collector, progress, events, stop,
         clock, started,
     )  # fmt: skip
-    code = OutcomeCode.OK
-    detail: str | None = None
-    log: list[str] = []
-    last_result: RunResult | None = None
     try:
-        while True:
-            elapsed = clock() - started
-            seconds = None if spec.duration_s is None else spec.duration_s - elapsed
-            runs = None if spec.runs is None else spec.runs - progress.execs
-            if (seconds is not None and seconds < MIN_RESTART_S) or (
-                runs is not None and runs <= 0
-            ):
-                break
-            if stop is not None and stop.is_set():
-                break
-            result, crashed = runner.once(seconds, runs)
-            last_result = result
-            log.append(result.output.decode("utf-8", "replace"))
-            if crashed:
-                code = OutcomeCode.CRASHED
-                continue
-            if not progress.inited and result.returncode not in (0, None):
-                code = OutcomeCode.STARTUP_FAILED if code is OutcomeCode.OK else code
-                detail = _tail(result.output)
-            elif result.timed_out:
-                code = OutcomeCode.TIMED_OUT if code is OutcomeCode.OK else code
-                detail = "the engine did not stop by itself at the end of its time"
-            break
+        code, detail = runner.fuzz()
         uploaded = upload_folder(caches.store, prefix, folders.new_units, into=corpus)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    caches.store.put_if_absent(log_key, "\n".join(log).encode()[-MAX_LOG_BYTES:])
+    caches.store.put_if_absent(log_key, "\n".join(runner.log).encode()[-MAX_LOG_BYTES:])
     wall = clock() - started
     last = progress.last
+    last_result = runner.last_result
     protections = last_result.protections if last_result else caches.sandbox.capabilities()
     return Outcome(
         spec.job_id,
@@ -196,6 +174,50 @@ class _Runner:
     stop: threading.Event | None
     clock: Callable[[], float]
     started: float
+
+    log: list[str] = field(default_factory=list)
+    last_result: RunResult | None = None
+
+    def fuzz(self) -> tuple[OutcomeCode, str | None]:
+        """Start the engine until the job's time or runs are used up; how it ended."""
+        spec, progress = self.spec, self.progress
+        code, detail = OutcomeCode.OK, None
+        while True:
+            elapsed = self.clock() - self.started
+            seconds = None if spec.duration_s is None else spec.duration_s - elapsed
+            runs = None if spec.runs is None else spec.runs - progress.execs
+            out_of_time = seconds is not None and seconds < MIN_RESTART_S
+            if out_of_time or (runs is not None and runs <= 0):
+                break
+            if self.stop is not None and self.stop.is_set():
+                break
+            result, crashed = self.once(seconds, runs)
+            self.last_result = result
+            self.log.append(result.output.decode("utf-8", "replace"))
+            if crashed:
+                code = OutcomeCode.CRASHED
+                continue
+            failure = _start_failure(result)
+            if failure is not None and not progress.inited:
+                code = OutcomeCode.STARTUP_FAILED if code is OutcomeCode.OK else code
+                detail = failure
+            elif failure is not None and not result.timed_out:
+                # The harness ended its own process (os._exit, a signal libFuzzer did not
+                # catch) after it started: no input was saved, so there is no testcase to
+                # report. Say so, and go on fuzzing, unless it keeps doing it.
+                progress.silent_exits += 1
+                detail = (
+                    f"the harness ended its own process {progress.silent_exits} time(s) "
+                    f"without a crash report (exit status {result.returncode}, signal "
+                    f"{result.signal}); no input was saved"
+                )
+                if progress.silent_exits < MAX_SILENT_EXITS:
+                    continue
+            elif result.timed_out:
+                code = OutcomeCode.TIMED_OUT if code is OutcomeCode.OK else code
+                detail = "the engine did not stop by itself at the end of its time"
+            break
+        return code, detail
 
     def once(self, seconds: float | None, runs: int | None) -> tuple[RunResult, bool]:
         """Start the engine once; return how it ended and whether it crashed."""
@@ -252,6 +274,17 @@ class _Runner:
                 self.progress.last = stats
                 self.progress.run_execs = max(self.progress.run_execs, stats.execs or 0)
                 self.events.on_stats(self.clock() - self.started, stats)
+
+
+def _start_failure(result: RunResult) -> str | None:
+    """Why a run that never got going ended, or None if it ended normally or by our hand."""
+    # A harness killed by a signal of its own (a native crash while importing) failed to
+    # start as surely as one that exited non-zero; our stop or deadline does not count.
+    died = result.signal is not None and not (result.stopped or result.timed_out)
+    if result.returncode in (0, None) and not died:
+        return None
+    tail = _tail(result.output)
+    return f"{tail}\n(the harness was killed by signal {result.signal})" if died else tail
 
 
 def _tail(output: bytes, limit: int = 4000) -> str:

@@ -21,7 +21,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -53,6 +54,7 @@ from workers.gitrefs import (
 __all__ = [
     "BlameLine",
     "CommitInfo",
+    "CommitSpec",
     "Git",
     "TreeEntry",
     "canonical_source",
@@ -71,6 +73,18 @@ _SHA_LINE = re.compile(rb"[0-9a-f]{40}")
 _COMMIT_FORMAT = "--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%s"
 # What curl and ssh print when they give up waiting: a stall, not a refusal.
 _STALL_MESSAGES = re.compile(r"(?i)operation too slow|timed out|timeout was reached")
+
+
+@dataclass(frozen=True)
+class CommitSpec:
+    """One commit of a scripted history (see ``Git.build_repository``)."""
+
+    branch: str
+    message: str
+    files: Mapping[str, bytes | None] = field(default_factory=dict)
+    author: tuple[str, str] = ("fuzzorch", "fuzzorch@example.invalid")
+    timestamp: int = 1_700_000_000
+    start_from: str | None = None
 
 
 class Git:
@@ -399,6 +413,54 @@ class Git:
         )
         return [parse_ls_tree_record(rec) for rec in result.stdout.split(b"\x00") if rec]
 
+    # -- building repositories (the demo's example) ----------------------------------------
+
+    def build_repository(self, path: Path, commits: Sequence[CommitSpec]) -> dict[str, str]:
+        """Create a repository at ``path`` from a scripted history; return branch heads.
+
+        Each commit lands on its branch; a branch that does not exist yet starts at the head
+        of ``start_from``. Files map to bytes (written) or None (deleted).
+        """
+        path = Path(path).absolute()
+        if path.exists():
+            raise GitError(f"Cannot build a repository at {str(path)!r}: it exists")
+        path.mkdir(parents=True)
+        work = ["--git-dir", str(path / ".git"), "--work-tree", str(path)]
+        first = validate_ref(commits[0].branch) if commits else "main"
+        self._run(["init", "--quiet", f"--initial-branch={first}", str(path)],
+                  purpose="init", subject=str(path))  # fmt: skip
+        heads: dict[str, str] = {}
+        for commit in commits:
+            branch = validate_ref(commit.branch)
+            if heads and branch not in heads:
+                start = heads[validate_ref(commit.start_from or first)]
+                self._run([*work, "checkout", "--quiet", "-b", branch, start],
+                          purpose="branch", subject=branch)  # fmt: skip
+            elif heads:
+                self._run([*work, "checkout", "--quiet", branch], purpose="checkout",
+                          subject=branch)  # fmt: skip
+            for name, data in commit.files.items():
+                target = path / validate_path(name)
+                if data is None:
+                    target.unlink(missing_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self._run([*work, "add", "--all"], purpose="add", subject=str(path))
+            author, email = commit.author
+            identity = [
+                "-c", f"user.name={author}", "-c", f"user.email={email}",
+            ]  # fmt: skip
+            stamp = f"@{commit.timestamp} +0000"
+            self._run(
+                [*identity, *work, "commit", "--quiet", "--allow-empty", "-m", commit.message,
+                 f"--date={stamp}"],
+                purpose="commit", subject=str(path),
+                env={"GIT_COMMITTER_DATE": stamp},
+            )  # fmt: skip
+            heads[branch] = self.resolve(path / ".git", "HEAD")
+        return heads
+
     # -- worktrees -------------------------------------------------------------------------
 
     def add_worktree(self, mirror: Path, sha: str, dest: Path) -> Path:
@@ -472,6 +534,7 @@ class Git:
         ok: Sequence[int] = (0,),
         max_stdout: int | None = None,
         stdin: IO[bytes] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Result:
         """Run one git command with the hardened config, env and time bounds."""
         # An explicit --git-dir and cwd "/" mean git never discovers (and reads the config
@@ -485,7 +548,7 @@ class Git:
                 stdin=stdin if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self._env,
+                env={**self._env, **(env or {})},
                 cwd="/",
                 start_new_session=True,  # so a timeout kills remote helpers and ssh too
             )

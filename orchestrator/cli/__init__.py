@@ -2,9 +2,9 @@
 
 from orchestrator.cli.main import main
 
-__all__ = ["main", "run"]
+__all__ = ["entry", "main"]
 
 
-def run() -> None:
+def entry() -> None:
     """Console-script entry point: exit with main()'s code."""
     raise SystemExit(main())

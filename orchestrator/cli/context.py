@@ -13,9 +13,11 @@ from orchestrator.adapters import make_git, open_object_store
 from orchestrator.errors import UsageError
 from orchestrator.registry import Registry
 from orchestrator.settings import Settings
+from orchestrator.store import repos
 from orchestrator.store.database import Database
 from workers.envcache import EnvironmentCache
 from workers.fuzzjob import WorkerCaches
+from workers.gitrefs import canonical_source
 from workers.sandbox import Sandbox
 from workers.storage.base import ObjectStore
 from workers.uidpool import harness_uid
@@ -54,6 +56,19 @@ class CliContext:
             allow_local=True,
             clock=self.now,
         )
+
+    def find_or_register(self, source: str) -> str:
+        """The repository a name or source means: registered now if it is new, refreshed
+        (fetched, rediscovered) if it was registered from that source before."""
+        registry = self.registry()
+        with self.database().transaction() as conn:
+            if "/" not in source and repos.find_repo(conn, source) is not None:
+                return source
+            known = repos.find_repo_by_source(conn, canonical_source(source, allow_local=True))
+        if known is not None:
+            registry.refresh(known.name)
+            return known.name
+        return registry.add(source).repo.name
 
     def require_embedded(self, verb: str) -> None:
         """Refuse a verb that has no server API yet when a server is configured."""

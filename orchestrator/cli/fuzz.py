@@ -19,7 +19,6 @@ from orchestrator.identity import new_id
 from orchestrator.store import repos
 from workers.contract import CrashReport, JobSpec, Outcome, OutcomeCode
 from workers.fuzzjob import JobEvents, run_job
-from workers.gitrefs import canonical_source
 
 EXIT_FOR_OUTCOME = {
     OutcomeCode.OK: EXIT_OK,
@@ -81,21 +80,8 @@ def fuzz(
 
 def _repository(context: CliContext, source: str, ref: str | None) -> tuple[str, str]:
     """The registered repository a source names (registering it first) and the commit."""
-    registry = context.registry()
-    with context.database().transaction() as conn:
-        by_name = repos.find_repo(conn, source) if "/" not in source else None
-        by_source = None
-        if by_name is None:
-            canonical = canonical_source(source, allow_local=True)
-            by_source = repos.find_repo_by_source(conn, canonical)
-    if by_name is not None:
-        name = by_name.name
-    elif by_source is not None:
-        name = by_source.name
-        registry.refresh(name)
-    else:
-        name = registry.add(source).repo.name
-    return name, registry.resolve(name, ref)
+    name = context.find_or_register(source)
+    return name, context.registry().resolve(name, ref)
 
 
 def _live_events() -> JobEvents:

@@ -11,7 +11,7 @@ from rich.logging import RichHandler
 from typer.exceptions import TyperException
 
 from harnesses.errors import HarnessError
-from orchestrator.cli import corpus, db, fuzz, repos, tokens
+from orchestrator.cli import corpus, db, demo, fuzz, repos, run, tokens
 from orchestrator.cli.context import CliContext, build_context
 from orchestrator.cli.exitcodes import EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from orchestrator.cli.output import error, stderr
@@ -31,6 +31,8 @@ app.add_typer(repos.app, name="repo")
 app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
 app.command("fuzz")(fuzz.fuzz)
+app.command("run")(run.run)
+app.command("demo")(demo.demo)
 
 
 @app.callback()
@@ -47,6 +49,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     # Alembic narrates every migration context at INFO; our own log line says what changed.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # dramatiq narrates its workers' start and stop; the progress display says what matters.
+    logging.getLogger("dramatiq").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -83,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FuzzorchError, WorkerError, HarnessError, ValueError, LookupError) as exc:
         error(str(exc))
         return exit_code_for(exc)
+    except Exception as exc:
+        # A bug of ours or an unexpected outside failure: never exit 1, which means "the
+        # gate failed" to a release pipeline.
+        logging.getLogger(__name__).exception("unexpected failure")
+        error(f"unexpected failure: {exc!r}")
+        return EXIT_INFRA
     return result if isinstance(result, int) else EXIT_OK
 
 

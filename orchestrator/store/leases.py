@@ -115,6 +115,16 @@ def get_job(conn: sa.Connection, job_id: str) -> JobRecord:
     return _record(row)
 
 
+def campaign_jobs(conn: sa.Connection, campaign_id: str) -> list[JobRecord]:
+    """Every job of a campaign, oldest first."""
+    query = (
+        sa.select(jobs)
+        .where(jobs.c.campaign_id == campaign_id)
+        .order_by(jobs.c.created_at, jobs.c.id)
+    )
+    return [_record(row) for row in conn.execute(query).mappings()]
+
+
 def pending_jobs(conn: sa.Connection, *, queue: str | None = None, limit: int = 100) -> list[str]:
     """Ids of jobs never dispatched, oldest first."""
     query = sa.select(jobs.c.id).where(jobs.c.state == JobState.PENDING.value)

@@ -1,0 +1,1 @@
+"""Reports: the campaign summary rendered as static HTML (and later Markdown and SARIF)."""
