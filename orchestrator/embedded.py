@@ -8,66 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from orchestrator.adapters import make_git
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.ingest import Ingest, declare_ingest_actor
 from orchestrator.registry import Registry
 from orchestrator.settings import Settings
 from orchestrator.store.database import Database
-from workers.envcache import EnvironmentCache
-from workers.fuzzjob import WorkerCaches
+from orchestrator.worker import ThreadCaches
 from workers.queue import FUZZ_QUEUE, INGEST_QUEUE, declare_fuzz_actor
-from workers.sandbox import Sandbox
 from workers.storage.base import ObjectStore
-from workers.uidpool import harness_uid
-from workers.workspace import Workspaces
 
 logger = logging.getLogger(__name__)
-
-
-class ThreadCaches:
-    """Worker caches per thread: shared folders, but each thread its own sandbox uid."""
-
-    def __init__(
-        self, settings: Settings, objects: ObjectStore, exits: contextlib.ExitStack
-    ) -> None:
-        self.settings = settings
-        self.objects = objects
-        self.exits = exits
-        self.root = settings.home / "worker"
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._environments: EnvironmentCache | None = None
-        self._workspaces: Workspaces | None = None
-
-    def __call__(self) -> WorkerCaches:
-        caches: WorkerCaches | None = getattr(self._local, "caches", None)
-        if caches is None:
-            with self._lock:
-                uid = self.exits.enter_context(harness_uid())
-                sandbox = Sandbox(scratch_root=self.root / "scratch", harness_uid=uid)
-                workspaces = self._workspaces = self._workspaces or Workspaces(
-                    make_git(self.settings, embedded=True), self.root / "git"
-                )
-                # Builds run in the first thread's sandbox; every thread reads the results.
-                environments = self._environments = self._environments or EnvironmentCache(
-                    self.root / "envs", sandbox, build_env=self.settings.build_env
-                )
-            caches = WorkerCaches(
-                store=self.objects,
-                workspaces=workspaces,
-                environments=environments,
-                sandbox=sandbox,
-                root=self.root,
-            )
-            self._local.caches = caches
-        return caches
 
 
 @contextlib.contextmanager

@@ -106,6 +106,7 @@ class Settings:
     home: Path
     database_url: str = dataclasses.field(repr=False)
     broker_url: str = dataclasses.field(repr=False)
+    broker_namespace: str
     storage: StorageLocation
     server_url: str | None
     token: str | None = dataclasses.field(repr=False)
@@ -137,6 +138,7 @@ class Settings:
             default=f"sqlite:///{home_path / 'fuzzorch.db'}",
         )
         broker_url = env.get("BROKER_URL", _broker_url, default="memory://")
+        broker_namespace = env.get("BROKER_NAMESPACE", _namespace, default="fuzzorch")
         storage = env.get(
             "STORAGE_URL",
             lambda raw: _storage_location(raw, base),
@@ -171,6 +173,7 @@ class Settings:
             home=home_path,
             database_url=database_url,
             broker_url=broker_url,
+            broker_namespace=broker_namespace,
             storage=storage,
             server_url=server_url,
             token=env.get("TOKEN", _token, default=None, secret=True),
@@ -238,6 +241,12 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+def _namespace(raw: str) -> str:
+    if not raw or len(raw) > 64 or not all(c.isalnum() or c in "-_.:" for c in raw):
+        raise ValueError("1-64 letters, digits, '-', '_', '.' or ':'")
+    return raw
 
 
 def _token(raw: str) -> str:

@@ -115,11 +115,16 @@ def crash_json(crash: CampaignCrash) -> dict[str, Any]:
 
 def gate_fails(fail_on: FailOn, crashes: Sequence[CampaignCrash]) -> bool:
     """Whether the release gate fails (DESIGN.md): open groups, or new ones, or never."""
+    return crash_gate_fails(fail_on, [crash_json(c) for c in crashes])
+
+
+def crash_gate_fails(fail_on: FailOn, crashes: Sequence[dict[str, Any]]) -> bool:
+    """The gate over summary crash entries (as the server's JSON carries them)."""
     if fail_on is FailOn.NONE:
         return False
     if fail_on is FailOn.NEW:
-        return any(c.new and c.status == "open" for c in crashes)
-    return any(c.status == "open" for c in crashes)
+        return any(c["new"] and c["status"] == "open" for c in crashes)
+    return any(c["status"] == "open" for c in crashes)
 
 
 def summary(

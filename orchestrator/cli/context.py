@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import typer
 
 from orchestrator.adapters import make_git, open_object_store
+from orchestrator.client import Client
 from orchestrator.errors import UsageError
 from orchestrator.registry import Registry
 from orchestrator.settings import Settings
@@ -32,6 +33,7 @@ class CliContext:
     _database: Database | None = field(default=None, repr=False)
     _objects: ObjectStore | None = field(default=None, repr=False)
     _exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    _client: Client | None = field(default=None, repr=False)
 
     def database(self) -> Database:
         """The SQL store; the embedded SQLite store migrates itself, a server's does not."""
@@ -69,6 +71,18 @@ class CliContext:
             registry.refresh(known.name)
             return known.name
         return registry.add(source).repo.name
+
+    def client(self) -> Client:
+        """The HTTP client of the configured server; a usage error when none is set."""
+        if self.settings.server_url is None:
+            raise UsageError(
+                "this verb talks to a fuzzorch server: set FUZZORCH_SERVER_URL and "
+                "FUZZORCH_TOKEN (on a laptop, 'fuzzorch run' runs a whole campaign)"
+            )
+        if self._client is None:
+            self._client = Client(self.settings.server_url, self.settings.token)
+            self._exits.callback(self._client.close)
+        return self._client
 
     def require_embedded(self, verb: str) -> None:
         """Refuse a verb that has no server API yet when a server is configured."""

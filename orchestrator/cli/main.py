@@ -11,7 +11,7 @@ from rich.logging import RichHandler
 from typer.exceptions import TyperException
 
 from harnesses.errors import HarnessError
-from orchestrator.cli import corpus, db, demo, fuzz, repos, run, tokens
+from orchestrator.cli import campaigns, corpus, db, demo, fuzz, repos, run, service, tokens
 from orchestrator.cli.context import CliContext, build_context
 from orchestrator.cli.exitcodes import EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from orchestrator.cli.output import error, stderr
@@ -30,9 +30,12 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(repos.app, name="repo")
 app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
+app.add_typer(campaigns.app, name="campaign")
 app.command("fuzz")(fuzz.fuzz)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
+app.command("server")(service.server)
+app.command("worker")(service.worker)
 
 
 @app.callback()
@@ -50,7 +53,8 @@ def _configure_logging(level: str) -> None:
     # Alembic narrates every migration context at INFO; our own log line says what changed.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # dramatiq narrates its workers' start and stop; the progress display says what matters.
-    logging.getLogger("dramatiq").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for noisy in ("dramatiq", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -27,7 +27,14 @@ def add(
 ) -> None:
     """Mirror a repository and discover its harnesses at the default branch's head."""
     context = context_of(ctx)
-    context.require_embedded("repo add")
+    if not context.settings.embedded:
+        answer = context.client().add_repo(source, name)
+        if as_json:
+            out_json(answer)
+        else:
+            out(f"{answer['name']}: {len(answer['harnesses'])} harnesses, "
+                f"{len(answer['skipped'])} skipped at {answer['default_branch']}")  # fmt: skip
+        return
     registration = context.registry().add(source, name=name)
     record, collection = registration.repo, registration.collection
     if as_json:

@@ -1,0 +1,1 @@
+"""``fuzzorch server``: the HTTP API, the dispatcher loop and the ingest consumers."""
