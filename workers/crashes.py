@@ -20,7 +20,7 @@ from harnesses.pytraceback import parse_crash
 from harnesses.signature import crash_signature, crash_title, relative_path
 from harnesses.stackdump import parse_stack_dump
 from workers.contract import CrashReport, Frame
-from workers.storage.base import ObjectStore
+from workers.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def describe(prefix_kind: str, detected: CrashDetected | None, output: str) -> _
 class CrashCollector:
     """Crashes of one job: signed, deduplicated, uploaded the moment they are seen."""
 
-    store: ObjectStore
+    spool: Spool
     repo: str
     harness: str
     harness_path: str
@@ -115,7 +115,7 @@ class CrashCollector:
             self.seen[signature.sha1] = replace(previous, count=previous.count + 1)
             return None
         key = f"crashes/{self.repo}/{harness_id(self.harness)}/{content_id(data)}"
-        self.store.put_if_absent(key, data)
+        self.spool.put(key, data)
         report = CrashReport(
             signature=signature.sha1,
             canonical=signature.canonical,

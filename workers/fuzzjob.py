@@ -19,13 +19,14 @@ from pathlib import Path
 from harnesses.identity import harness_id
 from harnesses.libfuzzer import OutputParser, StatsLine
 from workers.contract import CrashReport, JobSpec, Outcome, OutcomeCode, Stats
-from workers.corpus import corpus_prefix, sync_down, upload_folder
+from workers.corpus import TransferStats, corpus_prefix, sync_down, upload_folder
 from workers.crashes import CrashCollector, artifact_kind, detected_for
 from workers.engine import RunFolders, engine_run, import_roots, prepare_folders
 from workers.engine_site import engine_site
 from workers.envcache import BuildFailure, EnvironmentCache
-from workers.errors import WorkerError
+from workers.errors import StorageError, WorkerError
 from workers.sandbox import RunResult, Sandbox
+from workers.spool import Spool
 from workers.storage.base import ObjectStore
 from workers.workspace import Workspaces
 
@@ -47,6 +48,10 @@ class WorkerCaches:
     environments: EnvironmentCache
     sandbox: Sandbox
     root: Path  # corpora and run folders live under here
+
+    def spool(self) -> Spool:
+        """Objects (testcases, logs) waiting for the store after an outage."""
+        return Spool(self.store, self.root / "spool")
 
     def corpus_dir(self, repo: str, harness: str) -> Path:
         """The local cache of a harness's corpus."""
@@ -123,7 +128,9 @@ def _in_worktree(
     shutil.rmtree(run_dir, ignore_errors=True)
     folders = prepare_folders(run_dir, corpus)
     roots = [str(p) for p in import_roots(worktree)] + [str(worktree)]
-    collector = CrashCollector(caches.store, spec.repo, spec.harness, spec.path, roots)
+    spool = caches.spool()
+    spool.flush()  # what an earlier outage left behind goes first
+    collector = CrashCollector(spool, spec.repo, spec.harness, spec.path, roots)
     progress = _Progress()
     runner = _Runner(
         spec, caches, worktree, environment.root, folders, collector, progress, events, stop,
@@ -131,10 +138,16 @@ def _in_worktree(
     )  # fmt: skip
     try:
         code, detail = runner.fuzz()
-        uploaded = upload_folder(caches.store, prefix, folders.new_units, into=corpus)
+        try:
+            uploaded = upload_folder(caches.store, prefix, folders.new_units, into=corpus)
+        except StorageError as exc:
+            # Corpus units are worth less than the job's result: report it without them.
+            logger.warning("job %s: new corpus units not uploaded: %s", spec.job_id, exc)
+            uploaded = TransferStats()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    caches.store.put_if_absent(log_key, "\n".join(runner.log).encode()[-MAX_LOG_BYTES:])
+    spool.flush()
+    spool.put(log_key, "\n".join(runner.log).encode()[-MAX_LOG_BYTES:])
     wall = clock() - started
     last = progress.last
     last_result = runner.last_result
