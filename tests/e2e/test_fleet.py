@@ -7,6 +7,7 @@ lease and re-dispatch mechanisms run within the test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -96,6 +97,15 @@ def fleet(
     tmp_path: Path, s3_server: S3ServerInfo, redis_url: str, redis_namespace: str
 ) -> Iterator[Fleet]:
     """A server and two workers on a fresh PostgreSQL database, Redis namespace and bucket."""
+    with running_fleet(tmp_path, s3_server, redis_url, redis_namespace) as fleet:
+        yield fleet
+
+
+@contextlib.contextmanager
+def running_fleet(
+    tmp_path: Path, s3_server: S3ServerInfo, redis_url: str, redis_namespace: str
+) -> Iterator[Fleet]:
+    """Start a fleet on the given Redis; stop it when the block ends."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FUZZORCH_")}
     bucket = f"fleet-{secrets.token_hex(6)}"
     with temporary_postgres_database() as database_url:
@@ -205,6 +215,55 @@ def test_a_worker_killed_mid_job_costs_time_not_results(fleet: Fleet, tmp_path: 
     assert replacement.poll() is None
     # The killed worker's job was reclaimed by the lease, not by dramatiq's slow requeue.
     assert "lost; sent attempt 2" in (tmp_path / "server.log").read_text()
+    assert document["campaign"]["status"] == "done"
+    titles = {c["title"] for c in document["crashes"]}
+    assert "IndexError in parse_line (csvlite/reader.py)" in titles
+    assert code == 1
+
+
+@contextlib.contextmanager
+def private_redis(root: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A Redis server of this test's own (nothing on disk) and a function that restarts it."""
+    port = _free_port()
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--dir", str(root)]  # fmt: skip
+    state: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start() -> None:
+        state["process"] = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            time.sleep(0.1)
+        raise AssertionError("the private Redis did not start")
+
+    def restart() -> None:
+        state["process"].terminate()
+        state["process"].wait(timeout=20)
+        time.sleep(2)  # clients see it gone, and everything it held is lost
+        start()
+
+    start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", restart
+    finally:
+        state["process"].terminate()
+        state["process"].wait(timeout=20)
+
+
+def test_a_redis_restart_mid_campaign_costs_time_not_results(
+    tmp_path: Path, s3_server: S3ServerInfo
+) -> None:
+    source = build_example(tmp_path / "src", Git(allow_local=True))
+    with (
+        private_redis(tmp_path) as (url, restart),
+        running_fleet(tmp_path, s3_server, url, "fleet-restart") as fleet,
+    ):
+        campaign_id = _campaign(fleet, source, duration=30)
+        time.sleep(8)
+        restart()  # every queued message and every in-flight report is gone
+        code, document = _wait(fleet, campaign_id, tmp_path / "summary.json")
     assert document["campaign"]["status"] == "done"
     titles = {c["title"] for c in document["crashes"]}
     assert "IndexError in parse_line (csvlite/reader.py)" in titles
