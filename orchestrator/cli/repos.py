@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import typer
 
@@ -11,6 +10,7 @@ from harnesses.model import Collection
 from orchestrator.cli.context import context_of
 from orchestrator.cli.output import out, out_json, table
 from orchestrator.store import repos
+from orchestrator.views import collection_json, repo_json
 
 app = typer.Typer(help="Register and inspect repositories.", no_args_is_help=True)
 harness_app = typer.Typer(help="List the harnesses of a repository.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def add(
     if as_json:
         out_json(
             {
-                **_repo_json(record),
+                **repo_json(record),
                 **collection_json(collection, include_skipped=True),
                 "seeds": {"added": registration.seeds.added, "present": registration.seeds.present},
             }
@@ -61,7 +61,7 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     with context.database().transaction() as conn:
         records = repos.list_repos(conn)
     if as_json:
-        out_json([_repo_json(r) for r in records])
+        out_json([repo_json(r) for r in records])
         return
     table(
         None,
@@ -92,7 +92,7 @@ def show(ctx: typer.Context, name: str, as_json: bool = JSON_OPTION) -> None:
         else Collection((), ())
     )
     if as_json:
-        out_json({**_repo_json(record), **collection_json(collection, include_skipped=True)})
+        out_json({**repo_json(record), **collection_json(collection, include_skipped=True)})
         return
     out(f"{record.name}  {record.source}")
     out(f"default branch {record.default_branch} at {record.head_commit}")
@@ -121,35 +121,11 @@ def harness_list(
     _harness_table(collection, include_skipped=include_skipped)
 
 
-def collection_json(collection: Collection, include_skipped: bool) -> dict[str, Any]:
-    """The JSON form of a collection: found harnesses, and skipped files if asked."""
-    found = [{**h.to_json(), "status": "found"} for h in collection.harnesses]
-    result: dict[str, Any] = {"harnesses": found}
-    if include_skipped:
-        result["skipped"] = [s.to_json() for s in collection.skipped]
-    return result
-
-
 def _harness_table(collection: Collection, *, include_skipped: bool) -> None:
     rows = [[h.name, h.kind.value, "found", ""] for h in collection.harnesses]
     if include_skipped:
         rows += [[s.name, "", f"skipped: {s.reason.value}", s.detail] for s in collection.skipped]
     table(None, ["harness", "kind", "status", "detail"], sorted(rows))
-
-
-def _repo_json(record: repos.RepoRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "source": record.source,
-        "default_branch": record.default_branch,
-        "head_commit": record.head_commit,
-        "created_at": _iso(record.created_at),
-        "updated_at": _iso(record.updated_at),
-    }
-
-
-def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
 def _when(epoch: float) -> str:
