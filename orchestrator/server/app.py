@@ -124,7 +124,9 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(WorkerError)
     async def upstream(_request: Request, exc: WorkerError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=502)
+        # A refused ref or source is the caller's input; anything else is git or storage.
+        code = 400 if isinstance(exc, ValueError) else 404 if isinstance(exc, LookupError) else 502
+        return JSONResponse({"detail": str(exc)}, status_code=code)
 
 
 def _repo_routes(app: FastAPI, services: Services, *, viewer: Any, admin: Any) -> None:
