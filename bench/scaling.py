@@ -36,16 +36,20 @@ from types import ModuleType
 FUZZORCH = str(Path(sys.executable).with_name("fuzzorch"))
 HARNESS = "fuzz_lexer.py"
 EXIT_INFRA = 3
+# Log lines worth showing when a campaign's jobs ran short: failed outcomes, warnings.
+SUSPECT = r"WARNING|ERROR|Error|attempt \d+: (?!ok)"
 
 
 @dataclass(frozen=True)
 class Campaign:
     """What one measured ``fuzzorch run`` did."""
 
+    workers: int
     execs: int
     wall_s: float  # the whole command, start-up and report included
-    job_exec_per_s: float  # execs over the jobs' own wall time, as the summary says
+    job_wall_s: float  # the jobs' wall time summed: execs over the summary's exec_per_s
     jobs: int  # fuzz jobs dispatched, from the command's log
+    log: Path
 
 
 def load_efficiency() -> ModuleType:
@@ -119,15 +123,15 @@ def clear_corpus(home: Path) -> None:
 
 
 def fuzzorch(
-    repo: Path, home: Path, seconds: float, workers: int, *, warm_up: bool = False
+    repo: Path, home: Path, seconds: float, workers: int, tag: str, *, warm_up: bool = False
 ) -> Campaign:
     """One ``fuzzorch run`` campaign from an empty corpus; its execs from the JSON summary."""
     clear_corpus(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUZZORCH_")}
     env["FUZZORCH_HOME"] = str(home)
-    summary_path = home.with_name("summary.json")  # beside the home, not in it
+    summary_path = home.parent / f"summary-{tag}.json"  # beside the home, not in it
     summary_path.unlink(missing_ok=True)
-    log_path = home.with_name("run.log")
+    log_path = home.parent / f"run-{tag}.log"
     command = [FUZZORCH, "run", str(repo), "--branch", "main", f"--duration={seconds:g}",
                f"--workers={workers}", f"--json={summary_path}", "--fail-on=none"]  # fmt: skip
     start = time.perf_counter()
@@ -161,23 +165,26 @@ def fuzzorch(
     (entry,) = harnesses
     if not warm_up and (entry.get("status") != "ok" or not entry.get("execs")):
         raise SystemExit(f"the campaign's harness did not fuzz: {json.dumps(entry)}\n{log[-3000:]}")
+    execs, rate = int(entry["execs"]), float(entry["exec_per_s"])
     return Campaign(
-        execs=int(entry["execs"]),
+        workers=workers,
+        execs=execs,
         wall_s=wall,
-        job_exec_per_s=float(entry["exec_per_s"]),
+        job_wall_s=execs / rate if rate > 0 else 0.0,
         jobs=len(re.findall(r"dispatched job-", log)),
+        log=log_path,
     )
 
 
 def measure_pair(
-    repo: Path, home: Path, seconds: float, seeds: list[int], bare_first: bool
+    repo: Path, home: Path, seconds: float, seeds: list[int], *, bare_first: bool, tag: str
 ) -> tuple[list[int], Campaign]:
     """The bare processes and one campaign with as many workers, in the given order."""
     if bare_first:
         counts = bare(repo, seconds, seeds)
-        campaign = fuzzorch(repo, home, seconds, len(seeds))
+        campaign = fuzzorch(repo, home, seconds, len(seeds), tag)
     else:
-        campaign = fuzzorch(repo, home, seconds, len(seeds))
+        campaign = fuzzorch(repo, home, seconds, len(seeds), tag)
         counts = bare(repo, seconds, seeds)
     return counts, campaign
 
@@ -187,37 +194,52 @@ def describe(counts: list[int], campaign: Campaign, seconds: float) -> str:
     bare_rate = sum(counts) / seconds
     rate = campaign.execs / seconds
     each = " + ".join(f"{c / seconds:,.0f}" for c in counts)
-    return (
+    line = (
         f"bare {bare_rate:,.0f} exec/s ({each}); fuzzorch {rate:,.0f} exec/s "
-        f"({campaign.execs:,} execs; {campaign.jobs} job(s) at {campaign.job_exec_per_s:,.0f} "
-        f"exec/s each; command {campaign.wall_s:.1f} s); ratio {rate / bare_rate:.3f}"
+        f"({campaign.execs:,} execs; {campaign.jobs} job(s) with {campaign.job_wall_s:.1f} s "
+        f"of job wall; command {campaign.wall_s:.1f} s); ratio {rate / bare_rate:.3f}"
     )
+    if campaign.job_wall_s < 0.9 * campaign.workers * seconds:
+        line += f"\n  WARNING: jobs' wall < 90% of {campaign.workers} x T; see {campaign.log}"
+        log = campaign.log.read_text(errors="replace").splitlines()
+        line += "".join(f"\n    {x.strip()}" for x in log if re.search(SUSPECT, x))
+    return line
+
+
+def interrupt(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the ``finally`` blocks reap our processes."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> None:
     """Run the benchmark and print its figures."""
+    signal.signal(signal.SIGTERM, interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="work (and keep logs) here, not in a temp dir")
     args = parser.parse_args()
     if args.seconds < 5 or args.pairs < 1:
         parser.error("--seconds must be >= 5 (fuzzorch run's minimum) and --pairs >= 1")
     efficiency = load_efficiency()
     seeds = [args.seed, args.seed + 1]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    folder = tempfile.TemporaryDirectory() if args.keep is None else None
+    with folder or contextlib.nullcontext():
+        root = Path(folder.name) if folder else args.keep.resolve()
         repo = efficiency.make_repo(root, "1.0")
         home = root / "home"
         print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run; seeds {seeds}")
 
-        cold = fuzzorch(repo, home, 5, 2, warm_up=True)  # registers, builds the environment
+        cold = fuzzorch(repo, home, 5, 2, "warm-up", warm_up=True)  # registers, builds the env
         print(f"warm-up campaign (5 s, 2 workers, cold): {cold.wall_s:.1f} s, {cold.execs:,} execs")
         bare(repo, 5, seeds)
 
         ratios = []
         for index in range(args.pairs):
-            counts, campaign = measure_pair(repo, home, args.seconds, seeds, index % 2 == 0)
+            counts, campaign = measure_pair(
+                repo, home, args.seconds, seeds, bare_first=index % 2 == 0, tag=f"pair{index + 1}"
+            )
             ratios.append(campaign.execs / sum(counts))
             first = "bare" if index % 2 == 0 else "fuzzorch"
             print(f"pair {index + 1} ({first} first): {describe(counts, campaign, args.seconds)}")
@@ -227,9 +249,14 @@ def main() -> None:
             f"{max(ratios):.3f}); goal >= 0.9"
         )
 
-        counts, campaign = measure_pair(repo, home, args.seconds, seeds[:1], True)
+        counts, campaign = measure_pair(
+            repo, home, args.seconds, seeds[:1], bare_first=True, tag="1-worker"
+        )
         print(f"1 worker: {describe(counts, campaign, args.seconds)}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted") from None
