@@ -7,9 +7,11 @@ put-if-absent by content address, so importing twice, or two workers racing, is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +186,15 @@ def _write_unit(folder: Path, name: str, data: bytes) -> None:
     target = folder / name
     if target.exists():
         return
-    partial = folder / f".{name}.partial"
-    partial.write_bytes(data)
-    os.chmod(partial, 0o644)
-    partial.replace(target)
+    # A temporary name of this writer's own: two jobs of one worker finish together and
+    # store overlapping units into the shared corpus folder (a shared name raced).
+    handle, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)  # same name, same content: the last writer is harmless
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
