@@ -21,7 +21,13 @@ from orchestrator.planning import plan_campaign_jobs
 from orchestrator.registry import Registry
 from orchestrator.settings import Timings
 from orchestrator.store import leases
-from orchestrator.store.campaigns import CampaignRecord, CampaignStatus, list_campaigns, transition
+from orchestrator.store.campaigns import (
+    CampaignRecord,
+    CampaignStatus,
+    get_campaign,
+    list_campaigns,
+    transition,
+)
 from orchestrator.store.database import Database
 from orchestrator.store.repos import get_repo
 from workers.contract import JobSpec
@@ -207,7 +213,4 @@ class Dispatcher:
         if moved:
             self._contexts.pop(campaign.id, None)
             with self.database.transaction() as conn:
-                finished = list_campaigns(conn, statuses=(CampaignStatus.DONE,), limit=1000)
-            for record in finished:
-                if record.id == campaign.id:
-                    self.on_finished(record)
+                self.on_finished(get_campaign(conn, campaign.id))
