@@ -17,7 +17,7 @@ import dramatiq
 
 from harnesses.model import Harness
 from orchestrator.identity import new_id
-from orchestrator.planning import plan_campaign_jobs
+from orchestrator.planning import plan_campaign_jobs, slot_shares
 from orchestrator.registry import Registry
 from orchestrator.settings import Timings
 from orchestrator.store import leases
@@ -59,6 +59,7 @@ class Dispatcher:
     timings: Timings
     clock: Callable[[], float]
     on_finished: Callable[[CampaignRecord], None] = lambda _campaign: None
+    fleet_slots: int = 0  # 0: each campaign keeps its own workers busy; else shared by priority
     _contexts: dict[str, _CampaignContext] = field(default_factory=dict)
 
     def tick(self) -> None:
@@ -66,8 +67,12 @@ class Dispatcher:
         self.reconcile()
         with self.database.transaction() as conn:
             running = list_campaigns(conn, statuses=(CampaignStatus.RUNNING,))
+            jobs = {c.id: leases.campaign_jobs(conn, c.id) for c in running}
+        shares = slot_shares(
+            running, jobs, fleet_slots=self.fleet_slots, slice_seconds=self.timings.slice_seconds
+        )
         for campaign in running:
-            self._advance(campaign)
+            self._advance(campaign, jobs[campaign.id], shares.get(campaign.id, 0))
 
     def start(self, campaign_id: str) -> bool:
         """Move a queued campaign to running; False if it was not queued."""
@@ -105,11 +110,11 @@ class Dispatcher:
             self._contexts[campaign.id] = context
         return context
 
-    def _advance(self, campaign: CampaignRecord) -> None:
+    def _advance(
+        self, campaign: CampaignRecord, jobs: list[leases.JobRecord], free_slots: int
+    ) -> None:
         now = self.clock()
         elapsed = now - (campaign.started_at or now)
-        with self.database.transaction() as conn:
-            jobs = leases.campaign_jobs(conn, campaign.id)
         live = [j for j in jobs if j.state in leases.UNFINISHED]
         context = self._context(campaign)
         planned = plan_campaign_jobs(
@@ -117,7 +122,7 @@ class Dispatcher:
             jobs,
             harnesses=sorted(context.harnesses),
             elapsed_s=elapsed,
-            free_slots=campaign.workers - len(live),
+            free_slots=free_slots,
             slice_seconds=self.timings.slice_seconds,
         )
         if not planned and not live:

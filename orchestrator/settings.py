@@ -113,6 +113,7 @@ class Settings:
     allow_local_repos: bool
     timings: Timings
     log_level: str
+    fleet_slots: int = 0
     build_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -180,6 +181,7 @@ class Settings:
             allow_local_repos=env.get("ALLOW_LOCAL_REPOS", _bool, default=False),
             timings=timings,
             log_level=env.get("LOG_LEVEL", _log_level, default="INFO"),
+            fleet_slots=env.get("FLEET_SLOTS", _slots, default=0),
             build_env={
                 name: value
                 for name, value in environ.items()
@@ -241,6 +243,12 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+def _slots(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 100_000:
+        raise ValueError("expected a whole number of worker slots, 0 (off) to 100000")
+    return int(raw)
 
 
 def _namespace(raw: str) -> str:

@@ -77,7 +77,10 @@ def running_services(settings: Settings) -> Iterator[Services]:
     ingest = Ingest(database, clock=time.time, lease_seconds=settings.timings.lease_seconds)
     declare_ingest_actor(broker, ingest)
     consumer = dramatiq.Worker(broker, queues={INGEST_QUEUE}, worker_threads=INGEST_THREADS)
-    dispatcher = Dispatcher(database, broker, registry, settings.timings, time.time)
+    dispatcher = Dispatcher(
+        database, broker, registry, settings.timings, time.time,
+        fleet_slots=settings.fleet_slots,
+    )  # fmt: skip
     loop = DispatchLoop(dispatcher, settings.timings.reconcile_seconds)
     consumer.start()
     loop.start()
