@@ -101,32 +101,23 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+def status_for(exc: Exception) -> int:
+    """The HTTP status of one of our errors: the caller's input (4xx) or upstream (502)."""
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, LookupError):  # unknown repository, campaign, ref
+        return 404
+    if isinstance(exc, ValueError | HarnessError):  # refused source, ref, name, config
+        return 400
+    return 502  # git or storage failed
+
+
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotFoundError)
-    async def not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
-    @app.exception_handler(ConflictError)
-    async def conflict(_request: Request, exc: ConflictError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(ValueError)
-    async def bad_value(_request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(LookupError)
-    async def unknown(_request: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(HarnessError)
-    async def bad_config(_request: Request, exc: HarnessError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(WorkerError)
-    async def upstream(_request: Request, exc: WorkerError) -> JSONResponse:
-        # A refused ref or source is the caller's input; anything else is git or storage.
-        code = 400 if isinstance(exc, ValueError) else 404 if isinstance(exc, LookupError) else 502
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+    for kind in (ConflictError, LookupError, ValueError, HarnessError, WorkerError):
+        app.add_exception_handler(kind, answer)
 
 
 def _repo_routes(app: FastAPI, services: Services, *, viewer: Any, admin: Any) -> None:
