@@ -48,8 +48,16 @@ def root(ctx: typer.Context) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    handler = RichHandler(console=stderr, show_path=False, markup=False, rich_tracebacks=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    handler: logging.Handler
+    if stderr.is_terminal:
+        handler = RichHandler(console=stderr, show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        # A server's or worker's log goes to files and collectors: one line per record,
+        # never wrapped at a terminal width, so it can be searched.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # Alembic narrates every migration context at INFO; our own log line says what changed.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # dramatiq narrates its workers' start and stop; the progress display says what matters.
