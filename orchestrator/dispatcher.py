@@ -30,8 +30,11 @@ from orchestrator.store.campaigns import (
 )
 from orchestrator.store.database import Database
 from orchestrator.store.repos import get_repo
+from orchestrator.triage import Triage
 from workers.contract import JobSpec
-from workers.queue import FUZZ_QUEUE, send_fuzz
+from workers.errors import WorkerError
+from workers.queue import FUZZ_QUEUE, TRIAGE_QUEUE, send_fuzz, send_triage
+from workers.triage_contract import TriageSpec
 
 logger = logging.getLogger(__name__)
 
@@ -60,27 +63,53 @@ class Dispatcher:
     clock: Callable[[], float]
     on_finished: Callable[[CampaignRecord], None] = lambda _campaign: None
     fleet_slots: int = 0  # 0: each campaign keeps its own workers busy; else shared by priority
+    triage_runs: int = 10  # reproductions per crash group (reliability)
     _contexts: dict[str, _CampaignContext] = field(default_factory=dict)
+    _triage: Triage | None = None
+
+    @property
+    def triage(self) -> Triage:
+        """The triage planner sharing this dispatcher's adapters."""
+        if self._triage is None:
+            self._triage = Triage(
+                self.database, self.broker, self.registry, self.timings, self.clock,
+                runs=self.triage_runs,
+            )  # fmt: skip
+        return self._triage
 
     def tick(self) -> None:
-        """Advance every running campaign and reclaim lost job attempts."""
+        """Advance every running campaign, close triaged ones, reclaim lost job attempts."""
         self.reconcile()
         with self.database.transaction() as conn:
             running = list_campaigns(conn, statuses=(CampaignStatus.RUNNING,))
-            jobs = {c.id: leases.campaign_jobs(conn, c.id) for c in running}
+            triaging = list_campaigns(conn, statuses=(CampaignStatus.TRIAGING,))
+            jobs = {
+                c.id: [j for j in leases.campaign_jobs(conn, c.id) if j.queue == FUZZ_QUEUE]
+                for c in running
+            }
         shares = slot_shares(
             running, jobs, fleet_slots=self.fleet_slots, slice_seconds=self.timings.slice_seconds
         )
         for campaign in running:
             self._advance(campaign, jobs[campaign.id], shares.get(campaign.id, 0))
+        for campaign in triaging:
+            self._close_if_triaged(campaign)
 
     def start(self, campaign_id: str) -> bool:
-        """Move a queued campaign to running; False if it was not queued."""
+        """Move a queued campaign to running and send its fix re-checks; False if it was
+        not queued."""
         with self.database.transaction() as conn:
-            return transition(
+            moved = transition(
                 conn, campaign_id, from_=(CampaignStatus.QUEUED,), to=CampaignStatus.RUNNING,
                 now=self.clock(),
             )  # fmt: skip
+            campaign = get_campaign(conn, campaign_id)
+        if moved:
+            try:
+                self.triage.plan_checks(campaign)
+            except WorkerError as exc:  # fuzzing goes on; the re-checks are logged as missing
+                logger.warning("campaign %s: fix re-checks not planned: %s", campaign_id, exc)
+        return moved
 
     def cancel(self, campaign_id: str) -> bool:
         """Cancel a campaign and its unfinished jobs; False if it had finished already."""
@@ -193,6 +222,9 @@ class Dispatcher:
                 logger.warning(
                     "job %s dead-lettered after %d attempts", lost.job_id, job.max_attempts
                 )
+            elif result.lease is not None and job.queue == TRIAGE_QUEUE:
+                triage = TriageSpec.from_json(job.spec)
+                send_triage(self.broker, dataclasses.replace(triage, attempt=result.lease.attempt))
             elif result.lease is not None:
                 spec = JobSpec.from_json(job.spec)
                 send_fuzz(self.broker, dataclasses.replace(spec, attempt=result.lease.attempt))
@@ -202,20 +234,30 @@ class Dispatcher:
                 )  # fmt: skip
 
     def _finish(self, campaign: CampaignRecord) -> None:
-        now = self.clock()
+        """Fuzzing is over: triage what it found (the campaign is done when that is)."""
         with self.database.transaction() as conn:
             moved = transition(
                 conn, campaign.id, from_=(CampaignStatus.RUNNING,), to=CampaignStatus.TRIAGING,
-                now=now,
+                now=self.clock(),
             )  # fmt: skip
-            # Triage (reproduce, minimize, bisect) runs here once it exists; until then the
-            # campaign is done as soon as its fuzzing is.
-            if moved:
-                transition(
-                    conn, campaign.id, from_=(CampaignStatus.TRIAGING,), to=CampaignStatus.DONE,
-                    now=now,
-                )  # fmt: skip
+        if not moved:
+            return
+        self._contexts.pop(campaign.id, None)
+        try:
+            self.triage.plan_analysis(campaign)
+        except WorkerError as exc:
+            logger.warning("campaign %s: crash analysis not planned: %s", campaign.id, exc)
+        self._close_if_triaged(campaign)
+
+    def _close_if_triaged(self, campaign: CampaignRecord) -> None:
+        if self.triage.unfinished(campaign.id):
+            return
+        self.triage.complete(campaign)
+        with self.database.transaction() as conn:
+            moved = transition(
+                conn, campaign.id, from_=(CampaignStatus.TRIAGING,), to=CampaignStatus.DONE,
+                now=self.clock(),
+            )  # fmt: skip
         if moved:
-            self._contexts.pop(campaign.id, None)
             with self.database.transaction() as conn:
                 self.on_finished(get_campaign(conn, campaign.id))

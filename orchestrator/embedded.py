@@ -19,7 +19,13 @@ from orchestrator.registry import Registry
 from orchestrator.settings import Settings
 from orchestrator.store.database import Database
 from orchestrator.worker import ThreadCaches
-from workers.queue import FUZZ_QUEUE, INGEST_QUEUE, declare_fuzz_actor
+from workers.queue import (
+    FUZZ_QUEUE,
+    INGEST_QUEUE,
+    TRIAGE_QUEUE,
+    declare_fuzz_actor,
+    declare_triage_actor,
+)
 from workers.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -38,16 +44,14 @@ def embedded_service(
     """Start in-process workers and ingest; yield the dispatcher; stop everything after."""
     broker = StubBroker()
     with contextlib.ExitStack() as exits:
-        declare_fuzz_actor(
-            broker,
-            ThreadCaches(settings, objects, exits),
-            worker_name="embedded",
-            heartbeat_seconds=settings.timings.heartbeat_seconds,
-        )
+        caches = ThreadCaches(settings, objects, exits)
+        beat = settings.timings.heartbeat_seconds
+        declare_fuzz_actor(broker, caches, worker_name="embedded", heartbeat_seconds=beat)
+        declare_triage_actor(broker, caches, worker_name="embedded", heartbeat_seconds=beat)
         ingest = Ingest(database, clock=clock, lease_seconds=settings.timings.lease_seconds)
         declare_ingest_actor(broker, ingest)
         fuzz_worker = dramatiq.Worker(
-            broker, queues={FUZZ_QUEUE}, worker_threads=workers, worker_timeout=100
+            broker, queues={FUZZ_QUEUE, TRIAGE_QUEUE}, worker_threads=workers, worker_timeout=100
         )
         fuzz_worker.queue_prefetch = workers  # one message per free thread, no hoarding
         ingest_worker = dramatiq.Worker(

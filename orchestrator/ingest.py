@@ -16,8 +16,10 @@ from orchestrator.store import crashes, leases
 from orchestrator.store.campaigns import get_campaign
 from orchestrator.store.database import Database
 from orchestrator.store.schema import job_attempts
+from orchestrator.triage import record_triage_outcome
 from workers.contract import ContractError, CrashReport, Outcome
-from workers.queue import INGEST_ACTOR, INGEST_QUEUE
+from workers.queue import INGEST_ACTOR, INGEST_QUEUE, TRIAGE_QUEUE
+from workers.triage_contract import TriageOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Ingest:
                 "heartbeat": self._heartbeat,
                 "crash": self._crash,
                 "outcome": self._outcome,
+                "triage": self._triage,
             }.get(kind)
             if handler is None:
                 raise ContractError(f"unknown message type {kind!r}")
@@ -106,6 +109,26 @@ class Ingest:
         logger.info(
             "job %s attempt %d: %s%s", job_id, attempt, outcome.code.value,
             "" if first else " (not the job's first outcome: kept for its crashes)",
+        )  # fmt: skip
+
+    def _triage(self, job_id: str, attempt: int, message: Mapping[str, Any]) -> None:
+        outcome = TriageOutcome.from_json(message["outcome"])
+        if (outcome.job_id, outcome.attempt) != (job_id, attempt):
+            raise ContractError(f"outcome of {outcome.job_id!r} sent as {job_id!r}")
+        now = self.clock()
+        with self.database.transaction() as conn:
+            job = leases.get_job(conn, job_id)
+            if job.queue != TRIAGE_QUEUE:
+                raise ContractError(f"job {job_id!r} is not a triage job")
+            first = leases.record_outcome(
+                conn, job_id, attempt=attempt, outcome=outcome.code.value,
+                data=outcome.to_json(), now=now,
+            )  # fmt: skip
+            if first:
+                record_triage_outcome(conn, job, outcome, now=now)
+        logger.info(
+            "triage job %s attempt %d (%s %s): %s%s", job_id, attempt, outcome.task.value,
+            outcome.group_id, outcome.code.value, "" if first else " (not the first outcome)",
         )  # fmt: skip
 
     def _record_crash(

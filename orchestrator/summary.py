@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.store.campaigns import CampaignRecord, FailOn
 from orchestrator.store.crashes import CampaignCrash
 from orchestrator.store.leases import JobRecord
+from workers.queue import FUZZ_QUEUE
 
 SCHEMA = 1
 _FAILURES = ("startup_failed", "build_failed", "infra_error", "timed_out")
@@ -55,11 +56,12 @@ def harness_summaries(
     """Per-harness totals over a campaign's finished jobs."""
     outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for job in jobs:
-        if job.harness is not None and job.outcome_data is not None:
+        if job.queue == FUZZ_QUEUE and job.harness is not None and job.outcome_data is not None:
             outcomes[job.harness].append(dict(job.outcome_data))
     crash_count: dict[str, int] = defaultdict(int)
     for crash in crashes:
-        crash_count[crash.harness] += 1
+        if crash.found:
+            crash_count[crash.harness] += 1
     result = []
     for name in sorted(kinds):
         done = outcomes.get(name, [])
@@ -91,7 +93,7 @@ def harness_summaries(
 
 
 def crash_json(crash: CampaignCrash) -> dict[str, Any]:
-    """A crash entry of the summary; triage fields stay null until triage has run."""
+    """A crash entry of the summary; what triage has not computed (yet) is null."""
     return {
         "id": crash.id,
         "signature": crash.signature,
@@ -104,27 +106,61 @@ def crash_json(crash: CampaignCrash) -> dict[str, Any]:
         "new": crash.new,
         "status": crash.status,
         "found_after_s": crash.found_after_s,
-        "reliability": None,
-        "introduced": None,
-        "fixed": None,
-        "blame": None,
+        "reliability": crash.reliability,
+        "introduced": _introduced(crash.introduced),
+        "fixed": _fixed(crash.fixed),
+        "blame": dict(crash.blame) if crash.blame is not None else None,
         "testcase": crash.testcase_key,
-        "minimized": None,
+        "minimized": crash.minimized_key,
     }
 
 
-def gate_fails(fail_on: FailOn, crashes: Sequence[CampaignCrash]) -> bool:
+def _introduced(found: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "commit": found.get("commit"),
+        "last_good": found.get("last_good"),
+        "confidence": found.get("confidence"),
+        "steps": found.get("steps"),
+        "note": found.get("note"),
+    }
+
+
+def _fixed(found: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "commit": found.get("commit"),
+        "last_crashing": found.get("last_crashing"),
+        "confidence": found.get("confidence"),
+        "steps": found.get("steps"),
+        "note": found.get("note"),
+    }
+
+
+def gate_fails(
+    fail_on: FailOn, crashes: Sequence[CampaignCrash], *, fail_on_flaky: bool = False
+) -> bool:
     """Whether the release gate fails (DESIGN.md): open groups, or new ones, or never."""
-    return crash_gate_fails(fail_on, [crash_json(c) for c in crashes])
+    return crash_gate_fails(fail_on, [crash_json(c) for c in crashes], fail_on_flaky=fail_on_flaky)
 
 
-def crash_gate_fails(fail_on: FailOn, crashes: Sequence[dict[str, Any]]) -> bool:
-    """The gate over summary crash entries (as the server's JSON carries them)."""
+def crash_gate_fails(
+    fail_on: FailOn, crashes: Sequence[Mapping[str, Any]], *, fail_on_flaky: bool = False
+) -> bool:
+    """The gate over summary crash entries (as the server's JSON carries them).
+
+    ``open`` fails on any group open on the campaign's branch, found or only re-checked,
+    so a rerun that happens not to hit a known bug still fails; ``new`` only on groups
+    first seen in this campaign. Flaky groups count only with ``fail_on_flaky``.
+    """
     if fail_on is FailOn.NONE:
         return False
+    gating = {"open", "flaky"} if fail_on_flaky else {"open"}
     if fail_on is FailOn.NEW:
-        return any(c["new"] and c["status"] == "open" for c in crashes)
-    return any(c["status"] == "open" for c in crashes)
+        return any(c["new"] and c["status"] in gating for c in crashes)
+    return any(c["status"] in gating for c in crashes)
 
 
 def summary(

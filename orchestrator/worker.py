@@ -23,7 +23,13 @@ from orchestrator.broker import make_broker
 from orchestrator.settings import Settings
 from workers.envcache import EnvironmentCache
 from workers.fuzzjob import WorkerCaches
-from workers.queue import FUZZ_QUEUE, INGEST_QUEUE, TRIAGE_QUEUE, declare_fuzz_actor
+from workers.queue import (
+    FUZZ_QUEUE,
+    INGEST_QUEUE,
+    TRIAGE_QUEUE,
+    declare_fuzz_actor,
+    declare_triage_actor,
+)
 from workers.sandbox import Sandbox
 from workers.storage.base import ObjectStore
 from workers.uidpool import harness_uid
@@ -77,16 +83,16 @@ def _serve(settings: Settings, threads: int, stop: threading.Event) -> None:
     name = f"{socket.gethostname()}:{os.getpid()}"
     with contextlib.ExitStack() as exits:
         caches = ThreadCaches(settings, open_object_store(settings.storage), exits)
-        declare_fuzz_actor(
-            broker, caches, worker_name=name, heartbeat_seconds=settings.timings.heartbeat_seconds
-        )
+        beat = settings.timings.heartbeat_seconds
+        declare_fuzz_actor(broker, caches, worker_name=name, heartbeat_seconds=beat)
+        declare_triage_actor(broker, caches, worker_name=name, heartbeat_seconds=beat)
         consumer = dramatiq.Worker(
             broker, queues={FUZZ_QUEUE, TRIAGE_QUEUE} & set(broker.get_declared_queues()),
             worker_threads=threads,
         )  # fmt: skip
         consumer.queue_prefetch = threads  # one message per free thread: none stranded
         consumer.start()
-        logger.info("worker %s: %d thread(s) on %s", name, threads, FUZZ_QUEUE)
+        logger.info("worker %s: %d thread(s) on %s and %s", name, threads, FUZZ_QUEUE, TRIAGE_QUEUE)
         try:
             stop.wait()
         finally:

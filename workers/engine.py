@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,10 +80,21 @@ def engine_run(
     seconds: float | None,
     runs: int | None,
     seed: int | None,
+    inputs: Sequence[Path] = (),
+    extra_flags: Sequence[str] = (),
+    shim_mode: Sequence[str] | None = None,
+    writable: Sequence[Path] = (),
 ) -> EngineRun:
-    """The command line and sandbox of one engine start."""
+    """The command line and sandbox of one engine start.
+
+    By default the engine fuzzes the run's corpus folders. With ``inputs`` it runs those
+    files once each instead (libFuzzer's reproduction mode) and ``extra_flags`` go before
+    them (``-minimize_crash_internal_step=1`` …). ``shim_mode`` replaces the Hypothesis
+    shim's ``-- FLAGS`` tail (``--shrink TESTCASE OUT``, ``--replay-choices FILE``).
+    """
     timeout = int(options.timeout or DEFAULT_TIMEOUT_S)
     rss_limit = options.rss_limit_mb or DEFAULT_RSS_LIMIT_MB
+    corpus_dirs = [str(p) for p in inputs] or [str(folders.new_units), str(folders.corpus)]
     flags = libfuzzer_args(
         runs=runs,
         max_total_time=None if seconds is None else max(1, int(seconds)),
@@ -92,13 +104,15 @@ def engine_run(
         max_len=options.max_len,
         dict_path=str(worktree / options.dictionary) if options.dictionary else None,
         artifact_prefix=f"{folders.artifacts}/",
-        corpus_dirs=[str(folders.new_units), str(folders.corpus)],
+        corpus_dirs=[],
     )
+    flags = [*flags, *extra_flags, *corpus_dirs]
     if kind is HarnessKind.ATHERIS:
         argv = [str(python), str(worktree / path), *flags]
     else:
         qualname = harness.split("::", 1)[1]
-        argv = [str(python), str(folders.shim), str(worktree), path, qualname, "--", *flags]
+        tail = list(shim_mode) if shim_mode is not None else ["--", *flags]
+        argv = [str(python), str(folders.shim), str(worktree), path, qualname, *tail]
     wall = (seconds if seconds is not None else 24 * 3600.0) + STOP_GRACE_S + timeout
     return EngineRun(
         argv=tuple(argv),
@@ -115,8 +129,9 @@ def engine_run(
                 Path(sys.base_prefix),
                 folders.corpus,
                 folders.shim,
+                *inputs,
             ),
-            writable_paths=(folders.new_units, folders.artifacts),
+            writable_paths=(folders.new_units, folders.artifacts, *writable),
             extra_env={
                 "PYTHONPATH": ":".join(str(p) for p in import_roots(worktree)),
                 "PYTHONDONTWRITEBYTECODE": "1",

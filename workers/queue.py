@@ -20,6 +20,8 @@ import dramatiq
 from harnesses.libfuzzer import StatsLine
 from workers.contract import CrashReport, JobSpec, Outcome, OutcomeCode
 from workers.fuzzjob import JobEvents, WorkerCaches, run_job
+from workers.triage_contract import TriageCode, TriageOutcome, TriageSpec
+from workers.triagejob import run_triage
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ FUZZ_QUEUE = "fuzz"
 TRIAGE_QUEUE = "triage"
 INGEST_QUEUE = "ingest"
 FUZZ_ACTOR = "fuzz_job"
+TRIAGE_ACTOR = "triage_job"
 INGEST_ACTOR = "ingest"
 # Our own leases re-dispatch lost jobs; dramatiq's retries and time limit would only fight
 # them (a retry is an attempt the trusted side never dispatched).
@@ -53,6 +56,19 @@ def send_fuzz(broker: dramatiq.Broker, spec: JobSpec) -> None:
         dramatiq.Message(
             queue_name=FUZZ_QUEUE,
             actor_name=FUZZ_ACTOR,
+            args=(spec.to_json(),),
+            kwargs={},
+            options={},
+        )
+    )
+
+
+def send_triage(broker: dramatiq.Broker, spec: TriageSpec) -> None:
+    """Put one triage job (one attempt) on the ``triage`` queue."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=TRIAGE_QUEUE,
+            actor_name=TRIAGE_ACTOR,
             args=(spec.to_json(),),
             kwargs={},
             options={},
@@ -134,6 +150,55 @@ def declare_fuzz_actor(
         broker=broker,
         actor_name=FUZZ_ACTOR,
         queue_name=FUZZ_QUEUE,
+        priority=0,
+        options=dict(FUZZ_OPTIONS),
+    )
+
+
+def declare_triage_actor(
+    broker: dramatiq.Broker,
+    caches: Callable[[], WorkerCaches],
+    *,
+    worker_name: str,
+    heartbeat_seconds: float,
+    run: Callable[..., TriageOutcome] = run_triage,
+) -> dramatiq.Actor[[dict[str, Any]], None]:
+    """Declare the ``triage`` actor on ``broker``: it runs one triage job attempt per message.
+
+    It announces ``started``, beats while it works (a bisection can take minutes) and
+    sends the result as a ``triage`` message.
+    """
+
+    def triage_job(document: dict[str, Any]) -> None:
+        spec = TriageSpec.from_json(document)
+        ids = {"job_id": spec.job_id, "attempt": spec.attempt, "worker": worker_name}
+        send_ingest(broker, "started", ids)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(heartbeat_seconds):
+                send_ingest(broker, "heartbeat", {**ids, "samples": []})
+
+        heart = threading.Thread(target=beat, name=f"heartbeat-{spec.job_id}", daemon=True)
+        heart.start()
+        try:
+            outcome = run(spec, caches())
+        except Exception as exc:  # a bug of ours: report it as data, not a lost message
+            logger.exception("triage job %s attempt %d failed", spec.job_id, spec.attempt)
+            outcome = TriageOutcome(
+                spec.job_id, spec.attempt, spec.group_id, spec.task, TriageCode.INFRA_ERROR,
+                spec.commit, detail=repr(exc)[:2000],
+            )  # fmt: skip
+        finally:
+            done.set()
+            heart.join()
+        send_ingest(broker, "triage", {**ids, "outcome": outcome.to_json()})
+
+    return dramatiq.Actor(
+        triage_job,
+        broker=broker,
+        actor_name=TRIAGE_ACTOR,
+        queue_name=TRIAGE_QUEUE,
         priority=0,
         options=dict(FUZZ_OPTIONS),
     )

@@ -66,6 +66,9 @@ def wait(
     json_path: Path | None = typer.Option(None, "--json", help="write the summary here"),
     timeout: float = typer.Option(0.0, "--timeout", min=0, help="give up after (0: never)"),
     poll: float = typer.Option(2.0, "--poll", min=0.2, help="seconds between checks"),
+    fail_on_flaky: bool = typer.Option(
+        False, "--fail-on-flaky", help="flaky crash groups (reliability < 0.5) fail the gate too"
+    ),
 ) -> None:
     """Wait until a campaign ends; write its summary; exit per its gate (0/1, 3 if failed)."""
     client = context_of(ctx).client()
@@ -85,7 +88,9 @@ def wait(
         out(f"{'NEW ' if crash['new'] else ''}{crash['status']}: {crash['title']}  [{crash['id']}]")
     if document["campaign"]["status"] != "done":
         raise typer.Exit(EXIT_INFRA)
-    failed = crash_gate_fails(FailOn(answer["fail_on"]), document["crashes"])
+    failed = crash_gate_fails(
+        FailOn(answer["fail_on"]), document["crashes"], fail_on_flaky=fail_on_flaky
+    )
     raise typer.Exit(EXIT_GATE if failed else EXIT_OK)
 
 

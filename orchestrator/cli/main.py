@@ -11,7 +11,18 @@ from rich.logging import RichHandler
 from typer.exceptions import TyperException
 
 from harnesses.errors import HarnessError
-from orchestrator.cli import campaigns, corpus, db, demo, fuzz, repos, run, service, tokens
+from orchestrator.cli import (
+    campaigns,
+    corpus,
+    crashes,
+    db,
+    demo,
+    fuzz,
+    repos,
+    run,
+    service,
+    tokens,
+)
 from orchestrator.cli.context import CliContext, build_context
 from orchestrator.cli.exitcodes import EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from orchestrator.cli.output import error, stderr
@@ -31,6 +42,7 @@ app.add_typer(repos.app, name="repo")
 app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(crashes.app, name="crash")
 app.command("fuzz")(fuzz.fuzz)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)

@@ -23,6 +23,7 @@ from orchestrator.store import campaigns, crashes, leases
 from orchestrator.store.campaigns import CampaignRecord, CampaignStatus, FailOn
 from orchestrator.summary import gate_fails, harness_summaries, summary
 from workers.gitrefs import validate_ref
+from workers.queue import FUZZ_QUEUE
 
 TICK_S = 0.5
 
@@ -35,6 +36,9 @@ def run(
     workers: int = typer.Option(0, "--workers", min=0, help="parallel jobs (0: CPU count)"),
     json_path: Path | None = typer.Option(None, "--json", help="write the summary here"),
     fail_on: FailOn = typer.Option(FailOn.OPEN, "--fail-on", help="the release gate"),
+    fail_on_flaky: bool = typer.Option(
+        False, "--fail-on-flaky", help="flaky crash groups (reliability < 0.5) fail the gate too"
+    ),
 ) -> None:
     """Fuzz a branch for a while, triage what crashed, write the report; exit per the gate."""
     context = context_of(ctx)
@@ -56,7 +60,8 @@ def run(
         markup=False,
     )
     finished = _fuzz(context, campaign, {h.name: h.kind.value for h in harnesses})
-    document, failed = _finish(context, finished, {h.name: h.kind.value for h in harnesses})
+    kinds = {h.name: h.kind.value for h in harnesses}
+    document, failed = _finish(context, finished, kinds, fail_on_flaky=fail_on_flaky)
     if json_path is not None:
         json_path.write_text(json.dumps(document, indent=2) + "\n")
     for crash in document["crashes"]:
@@ -109,7 +114,11 @@ def _progress(
     for column in ("harness", "jobs", "execs", "coverage", "crashes", "status"):
         grid.add_column(column)
     for h in harness_summaries(kinds, jobs, seen):
-        running = sum(1 for j in jobs if j.harness == h.name and j.state in leases.LIVE)
+        running = sum(
+            1
+            for j in jobs
+            if j.queue == FUZZ_QUEUE and j.harness == h.name and j.state in leases.LIVE
+        )
         grid.add_row(
             h.name, f"{running} running", f"{h.execs:,}", str(h.coverage), str(h.crashes),
             h.status,
@@ -118,7 +127,7 @@ def _progress(
 
 
 def _finish(
-    context: CliContext, campaign: CampaignRecord, kinds: dict[str, str]
+    context: CliContext, campaign: CampaignRecord, kinds: dict[str, str], *, fail_on_flaky: bool
 ) -> tuple[dict[str, Any], bool]:
     with context.database().transaction() as conn:
         jobs = leases.campaign_jobs(conn, campaign.id)
@@ -128,4 +137,4 @@ def _finish(
     index = folder / "index.html"
     document["report"] = str(index)
     write_report(document, folder)
-    return document, gate_fails(campaign.fail_on, seen)
+    return document, gate_fails(campaign.fail_on, seen, fail_on_flaky=fail_on_flaky)

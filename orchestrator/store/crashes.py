@@ -6,14 +6,22 @@ sighting already there. The database's unique keys decide races between ingest c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from orchestrator.identity import new_id
-from orchestrator.store.schema import crash_groups, crash_sightings
+from orchestrator.store.schema import (
+    campaign_checks,
+    campaigns,
+    crash_branch_status,
+    crash_groups,
+    crash_sightings,
+)
 from orchestrator.store.sql import insert_ignoring_duplicates
+from orchestrator.store.triage import status_on
 from workers.contract import CrashReport
 
 
@@ -33,7 +41,7 @@ class Sighting:
 
 @dataclass(frozen=True)
 class CampaignCrash:
-    """A crash group as one campaign saw it."""
+    """A crash group as one campaign saw it (found by fuzzing, or only re-checked)."""
 
     id: str
     signature: str
@@ -43,12 +51,20 @@ class CampaignCrash:
     title: str
     frames: tuple[str, ...]
     harness: str
-    status: str
+    status: str  # on the campaign's branch
     new: bool
     message: str | None
     found_after_s: float | None
     testcase_key: str
     sightings: int
+    found: bool = True  # False: only re-checked by this campaign
+    reliability: float | None = None
+    introduced: Mapping[str, Any] | None = None
+    fixed: Mapping[str, Any] | None = None
+    blame: Mapping[str, Any] | None = None
+    minimized_key: str | None = None
+    falsifying_example: str | None = None
+    triage_state: str | None = None
 
 
 def record_sighting(conn: sa.Connection, crash: CrashReport, where: Sighting) -> tuple[str, bool]:
@@ -104,7 +120,49 @@ def record_sighting(conn: sa.Connection, crash: CrashReport, where: Sighting) ->
 
 
 def campaign_crashes(conn: sa.Connection, campaign_id: str) -> list[CampaignCrash]:
-    """Every group a campaign saw, with its earliest sighting in that campaign."""
+    """Every group a campaign found or re-checked, with its status on the campaign's branch.
+
+    Found groups come first, by how early the campaign found them; then re-checked ones.
+    """
+    branch = conn.execute(
+        sa.select(campaigns.c.branch).where(campaigns.c.id == campaign_id)
+    ).scalar_one()
+    found = _groups_with_sightings(conn, campaign_id, in_campaign=True)
+    checked_ids = (
+        sa.select(campaign_checks.c.group_id)
+        .where(campaign_checks.c.campaign_id == campaign_id)
+        .scalar_subquery()
+    )
+    found_ids = {row.id for row in found}
+    checked = [
+        row
+        for row in _groups_with_sightings(conn, campaign_id, in_campaign=False, only=checked_ids)
+        if row.id not in found_ids
+    ]
+    ids = [row.id for row in (*found, *checked)]
+    on_branch = {
+        row.group_id: row
+        for row in conn.execute(
+            sa.select(crash_branch_status).where(
+                crash_branch_status.c.group_id.in_(ids), crash_branch_status.c.branch == branch
+            )
+        )
+    }
+    return [
+        _crash(row, campaign_id, on_branch.get(row.id), found=row.id in found_ids)
+        for row in (*found, *checked)
+    ]
+
+
+def _groups_with_sightings(
+    conn: sa.Connection,
+    campaign_id: str,
+    *,
+    in_campaign: bool,
+    only: sa.ScalarSelect[Any] | None = None,
+) -> list[sa.Row[Any]]:
+    """Groups with their earliest sighting: in the campaign, or anywhere (re-checks)."""
+    where = crash_sightings.c.campaign_id == campaign_id if in_campaign else sa.true()
     first = (
         sa.select(
             crash_sightings.c.group_id,
@@ -112,16 +170,13 @@ def campaign_crashes(conn: sa.Connection, campaign_id: str) -> list[CampaignCras
             sa.func.min(crash_sightings.c.testcase_key).label("testcase_key"),
             sa.func.count().label("sightings"),
         )
-        .where(crash_sightings.c.campaign_id == campaign_id)
+        .where(where)
         .group_by(crash_sightings.c.group_id)
         .subquery()
     )
     message = (
         sa.select(crash_sightings.c.message)
-        .where(
-            crash_sightings.c.group_id == crash_groups.c.id,
-            crash_sightings.c.campaign_id == campaign_id,
-        )
+        .where(crash_sightings.c.group_id == crash_groups.c.id, where)
         .order_by(crash_sightings.c.id)
         .limit(1)
         .scalar_subquery()
@@ -132,10 +187,16 @@ def campaign_crashes(conn: sa.Connection, campaign_id: str) -> list[CampaignCras
         .join(first, first.c.group_id == crash_groups.c.id)
         .order_by(first.c.found_after_s, crash_groups.c.id)
     )  # fmt: skip
-    return [_crash(row, campaign_id) for row in conn.execute(query)]
+    if only is not None:
+        query = query.where(crash_groups.c.id.in_(only))
+    return list(conn.execute(query))
 
 
-def _crash(row: sa.Row[Any], campaign_id: str) -> CampaignCrash:
+def _crash(
+    row: sa.Row[Any], campaign_id: str, on_branch: sa.Row[Any] | None, *, found: bool
+) -> CampaignCrash:
+    branch_status = on_branch.status if on_branch is not None else None
+    status = status_on(row.status, branch_status)
     return CampaignCrash(
         id=row.id,
         signature=row.signature,
@@ -145,10 +206,18 @@ def _crash(row: sa.Row[Any], campaign_id: str) -> CampaignCrash:
         title=row.title,
         frames=tuple(row.frames),
         harness=row.harness,
-        status=row.status,
+        status=status,
         new=row.first_campaign == campaign_id,
         message=row.message,
-        found_after_s=row.found_after_s,
+        found_after_s=row.found_after_s if found else None,
         testcase_key=row.testcase_key,
-        sightings=row.sightings,
+        sightings=row.sightings if found else 0,
+        found=found,
+        reliability=row.reliability,
+        introduced=row.introduced,
+        fixed=on_branch.fixed if on_branch is not None and status == "fixed" else None,
+        blame=row.blame,
+        minimized_key=row.minimized_key,
+        falsifying_example=row.falsifying_example,
+        triage_state=row.triage_state,
     )

@@ -156,6 +156,16 @@ crash_groups = sa.Table(
     sa.Column("merged_into", sa.ForeignKey("crash_groups.id"), nullable=True),
     sa.Column("first_seen_at", Epoch, nullable=False),
     sa.Column("first_campaign", sa.String(64), nullable=True),
+    # Triage of the group (analyze): where it was reproduced, how reliably, the minimized
+    # testcase, the introducing commit and the blamed line. Null until triage has run.
+    sa.Column("triage_state", sa.String(16), nullable=True),
+    sa.Column("triage_detail", sa.Text, nullable=True),
+    sa.Column("crash_commit", Sha, nullable=True),
+    sa.Column("reliability", sa.Float, nullable=True),
+    sa.Column("minimized_key", sa.String(1024), nullable=True),
+    sa.Column("falsifying_example", sa.Text, nullable=True),
+    sa.Column("introduced", sa.JSON, nullable=True),
+    sa.Column("blame", sa.JSON, nullable=True),
     sa.UniqueConstraint("repo", "signature"),
     sa.CheckConstraint(
         "status IN ('open', 'fixed', 'flaky', 'wontfix', 'duplicate')", name="status"
@@ -178,6 +188,42 @@ crash_sightings = sa.Table(
     sa.Column("found_after_s", sa.Float, nullable=True),
     sa.Column("seen_at", Epoch, nullable=False),
     sa.UniqueConstraint("group_id", "campaign_id", "testcase_key"),
+)
+
+# A group's status on one branch: open there, fixed there (with the fix range) or flaky.
+# A triager's wontfix / duplicate on the group itself overrides every branch.
+crash_branch_status = sa.Table(
+    "crash_branch_status",
+    metadata,
+    sa.Column("group_id", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("branch", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("commit", Sha, nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=True),
+    sa.Column("fixed", sa.JSON, nullable=True),
+    sa.Column("updated_at", Epoch, nullable=False),
+    sa.CheckConstraint("status IN ('open', 'fixed', 'flaky')", name="status"),
+)
+
+# What a campaign re-checked (fix verification), beside what it found by fuzzing.
+campaign_checks = sa.Table(
+    "campaign_checks",
+    metadata,
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("group_id", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("result", sa.String(16), nullable=True),
+    sa.Column("created_at", Epoch, nullable=False),
+)
+
+# Likely duplicates: two groups of one repository with similar signatures (a < b).
+crash_links = sa.Table(
+    "crash_links",
+    metadata,
+    sa.Column("group_a", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("group_b", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
 )
 
 branch_policies = sa.Table(

@@ -21,12 +21,14 @@ SCHEMA = json.loads(
 )
 
 
-def fuzzorch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def fuzzorch(
+    home: Path, *args: str, slice_seconds: float = 20
+) -> subprocess.CompletedProcess[str]:
     """Run the installed CLI on an embedded home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUZZORCH_")}
     return subprocess.run(
         [FUZZORCH, *args],
-        env={**env, "FUZZORCH_HOME": str(home), "FUZZORCH_SLICE_SECONDS": "20"},
+        env={**env, "FUZZORCH_HOME": str(home), "FUZZORCH_SLICE_SECONDS": str(slice_seconds)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -67,7 +69,11 @@ def test_a_campaign_on_the_release_branch_finds_the_bug_and_fails_the_gate(
     assert crash["new"] is True
     assert crash["status"] == "open"
     assert 0 < crash["found_after_s"] < 25
-    assert crash["introduced"] is None  # triage has not run: null, not omitted
+    # Triage ran before the campaign ended: reproduced every time, bisected, blamed.
+    assert crash["reliability"] == 1.0
+    assert crash["introduced"]["confidence"] == "high"
+    assert crash["blame"]["path"] == "csvlite/reader.py"
+    assert crash["minimized"] is not None
     harnesses = {h["name"]: h for h in document["harnesses"]}
     assert harnesses["fuzz/fuzz_reader.py"]["execs"] > 1000
     # stdout: the crash lines, then the report's path as the last line.
@@ -99,8 +105,13 @@ def test_main_has_the_fix_and_passes_the_gate(example: tuple[Path, Path], tmp_pa
         "--json", str(out),
     )  # fmt: skip
     document = _summary(out, result)
-    assert all(c["exception_type"] != "IndexError" for c in document["crashes"])
-    assert result.returncode == (1 if document["crashes"] else 0)
+    # The release branch's bug was re-checked on main, where it no longer reproduces.
+    rechecked = [c for c in document["crashes"] if c["exception_type"] == "IndexError"]
+    assert [c["status"] for c in rechecked] == ["fixed"]
+    assert rechecked[0]["found_after_s"] is None
+    assert rechecked[0]["fixed"]["commit"]
+    still_open = [c for c in document["crashes"] if c["status"] == "open"]
+    assert result.returncode == (1 if still_open else 0)
 
 
 def test_an_unknown_branch_exits_2(example: tuple[Path, Path]) -> None:

@@ -1,0 +1,214 @@
+"""``fuzzorch crash``: list, show, reproduce, merge, split and set the status of crash groups."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import typer
+
+from harnesses.model import Harness
+from orchestrator.cli.context import CliContext, context_of
+from orchestrator.cli.exitcodes import EXIT_GATE, EXIT_OK
+from orchestrator.cli.output import out, out_json, stderr, table
+from orchestrator.errors import NotFoundError, UsageError
+from orchestrator.identity import new_id
+from orchestrator.store import grouping
+from orchestrator.store import triage as triage_store
+from orchestrator.store.repos import get_repo
+from workers.crashes import MAX_TESTCASE_BYTES
+from workers.envcache import BuildFailure
+from workers.gitrefs import validate_ref
+from workers.reproduce import Reproducer, RunState
+from workers.triage_contract import TriageSpec, TriageTask
+
+app = typer.Typer(help="Inspect and triage crash groups.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of text")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    repo: str | None = typer.Option(None, "--repo", help="only this repository's groups"),
+    status: str | None = typer.Option(None, "--status", help="only groups with this status"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Crash groups, newest first."""
+    context = context_of(ctx)
+    context.require_embedded("crash list")
+    with context.database().transaction() as conn:
+        rows = grouping.list_groups(conn, repo=repo, status=status)
+    if as_json:
+        out_json([{"id": r.id, "repo": r.repo, "title": r.title, "status": r.status,
+                   "reliability": r.reliability, "harness": r.harness} for r in rows])  # fmt: skip
+        return
+    table(
+        None,
+        ["id", "repo", "status", "reliability", "title"],
+        [[r.id, r.repo, r.status, _reliability(r.reliability), r.title] for r in rows],
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, group_id: str, as_json: bool = JSON_OPTION) -> None:
+    """Everything known about one crash group: triage, per-branch status, sightings."""
+    context = context_of(ctx)
+    context.require_embedded("crash show")
+    with context.database().transaction() as conn:
+        detail = grouping.group_detail(conn, group_id)
+    if as_json:
+        out_json(detail)
+        return
+    _print_detail(detail)
+
+
+@app.command("merge")
+def merge(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(..., help="groups that are duplicates"),
+    into: str = typer.Option(..., "--into", help="the group they duplicate"),
+) -> None:
+    """Mark groups as duplicates of another (they stop gating; the target carries the bug)."""
+    context = context_of(ctx)
+    context.require_embedded("crash merge")
+    with context.database().transaction() as conn:
+        merged = grouping.merge(conn, sources, into)
+    out(f"merged {', '.join(merged)} into {into}")
+
+
+@app.command("split")
+def split(ctx: typer.Context, group_id: str) -> None:
+    """Undo a merge: the group stands on its own again."""
+    context = context_of(ctx)
+    context.require_embedded("crash split")
+    with context.database().transaction() as conn:
+        left = grouping.split(conn, group_id)
+    out(f"split {group_id} from {left}")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    group_id: str,
+    value: str = typer.Argument(..., help="wontfix, or open to undo it"),
+) -> None:
+    """Set a group's status by hand (wontfix stops it from gating)."""
+    context = context_of(ctx)
+    context.require_embedded("crash status")
+    with context.database().transaction() as conn:
+        grouping.set_status(conn, group_id, value)
+        current = grouping.get_group(conn, group_id).status
+    out(f"{group_id}: {current}")
+
+
+@app.command("reproduce")
+def reproduce(
+    ctx: typer.Context,
+    group_id: str,
+    commit: str | None = typer.Option(
+        None, "--commit", help="ref to run at (default: where it crashed)"
+    ),
+    minimized: bool = typer.Option(False, "--minimized", help="run the minimized testcase"),
+) -> None:
+    """Run a group's testcase once, sandboxed; exit 1 if it crashes the group's way."""
+    context = context_of(ctx)
+    context.require_embedded("crash reproduce")
+    spec, data = _reproduction(context, group_id, commit, minimized=minimized)
+    caches = context.worker_caches()
+    run_dir = caches.root / "reproduce" / spec.job_id
+    try:
+        repro = Reproducer(spec, caches, run_dir)
+        testcase = repro.add_input("testcase", data)
+        with repro.at(spec.commit) as target:
+            if isinstance(target, BuildFailure):
+                raise UsageError(
+                    f"the environment at {spec.commit[:12]} cannot be built: {target.reason}"
+                )
+            if minimized and spec.kind.value == "hypothesis":
+                attempt = repro.replay_choices(target, testcase)
+            else:
+                attempt = repro.run(target, testcase)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    stderr.print(attempt.output[-20_000:], markup=False, highlight=False)
+    if attempt.state is RunState.NO_START:
+        raise UsageError(f"the harness could not start at {spec.commit[:12]}")
+    same = attempt.matches(spec.signature)
+    if same:
+        verdict = "reproduced"
+    elif attempt.state is RunState.CLEAN:
+        verdict = "did not crash"
+    else:
+        verdict = "crashed another way"
+    out(f"{verdict} at {spec.commit[:12]}")
+    raise typer.Exit(EXIT_GATE if attempt.state is RunState.CRASHED else EXIT_OK)
+
+
+def _reproduction(
+    context: CliContext, group_id: str, commit: str | None, *, minimized: bool
+) -> tuple[TriageSpec, bytes]:
+    with context.database().transaction() as conn:
+        group = triage_store.group_triage(conn, grouping.get_group(conn, group_id).id)
+        source = get_repo(conn, group.repo).source
+        key = group.minimized_key if minimized else triage_store.first_testcase(conn, group_id)
+        anchor = group.crash_commit or triage_store.first_commit(conn, group_id)
+    if key is None:
+        raise NotFoundError(f"crash group {group_id!r} has no minimized testcase")
+    registry = context.registry()
+    at = registry.resolve(group.repo, validate_ref(commit)) if commit else anchor
+    harness = _harness(registry.collection(group.repo, anchor).harnesses, group.harness)
+    spec = TriageSpec(
+        job_id=new_id("repro"),
+        task=TriageTask.VERIFY,
+        repo=group.repo,
+        source=source,
+        group_id=group.id,
+        signature=group.signature,
+        harness=harness.name,
+        kind=harness.kind,
+        path=harness.path,
+        options=harness.options,
+        commit=at,
+        testcase_key=key,
+        harness_commit=anchor,
+    )
+    return spec, context.objects().get(key, max_bytes=MAX_TESTCASE_BYTES)
+
+
+def _harness(harnesses: tuple[Harness, ...] | list[Harness], name: str) -> Harness:
+    for harness in harnesses:
+        if harness.name == name:
+            return harness
+    raise NotFoundError(f"harness {name!r} is gone from the crash's commit")
+
+
+def _reliability(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _print_detail(detail: dict[str, Any]) -> None:
+    out(f"{detail['id']}  {detail['title']}  [{detail['status']}]")
+    out(f"repository {detail['repo']}, harness {detail['harness']}")
+    out(f"signature {detail['signature']} ({detail['canonical']})")
+    out(f"reliability {_reliability(detail['reliability'])}")
+    introduced = detail["introduced"]
+    if introduced:
+        note = f"; {introduced['note']}" if introduced.get("note") else ""
+        out(
+            f"introduced by {introduced['commit'][:12]} (last good "
+            f"{(introduced.get('last_good') or '-')[:12]}, {introduced['confidence']} confidence, "
+            f"{introduced['steps']} reproductions){note}"
+        )
+    blame = detail["blame"]
+    if blame:
+        out(f"blame {blame['path']}:{blame['line']} -> {blame['commit'][:12]} {blame['author']} "
+            f"{blame['date']} {blame['summary']!r}")  # fmt: skip
+    for branch, state in sorted(detail["branches"].items()):
+        fixed = state.get("fixed") or {}
+        suffix = f" by {fixed['commit'][:12]}" if fixed.get("commit") else ""
+        out(f"  {branch}: {state['status']}{suffix} (checked at {state['commit'][:12]})")
+    if detail["falsifying_example"]:
+        out(detail["falsifying_example"])
+    for other in detail["likely_duplicates"]:
+        out(f"  likely duplicate: {other['id']} ({other['score']:.2f})")

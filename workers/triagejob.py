@@ -1,0 +1,349 @@
+"""Executing one triage job: reproduce, minimize, bisect and blame, or verify a fix.
+
+Like a fuzz job, a triage job reads a frozen spec, touches only the object store and the
+worker's caches, and returns an outcome; failures are outcome codes. Which commits to test
+is decided by the pure search in ``workers.bisection``; this module only answers its
+question "does the testcase crash the group's way at this commit?".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harnesses.identity import content_id, harness_id
+from harnesses.model import HarnessKind
+from harnesses.shim_output import parse_shrink_output
+from workers.bisection import Fix, Introduction, ProbeResult, Verdict, find_fix, find_introduction
+from workers.contract import Frame
+from workers.crashes import MAX_TESTCASE_BYTES
+from workers.engine import import_roots
+from workers.envcache import BuildFailure
+from workers.errors import WorkerError
+from workers.fuzzjob import WorkerCaches
+from workers.reproduce import Attempt, Reproducer, RunState, Target
+from workers.triage_contract import TriageCode, TriageOutcome, TriageSpec, TriageTask
+
+logger = logging.getLogger(__name__)
+
+MAX_LOG_BYTES = 1024 * 1024
+MAX_MINIMIZE_STEPS = 16
+MAX_MINIMIZE_MISSES = 3
+# A probe of a flaky crash runs until it reproduces, at most this often: the chance that a
+# crash reproducing with probability r stays hidden is (1 - r) ** runs.
+MAX_PROBE_RUNS = 5
+MISS_CHANCE = 0.05
+
+
+@dataclass
+class _Job:
+    spec: TriageSpec
+    caches: WorkerCaches
+    repro: Reproducer
+    testcase: Path
+    transplanted: set[str] = field(default_factory=set)
+
+    def probe_runs(self, reliability: float | None) -> int:
+        """How many runs tell "does not reproduce" apart from bad luck."""
+        if reliability is None or reliability >= 0.95:
+            return 1
+        if reliability <= 0:
+            return MAX_PROBE_RUNS
+        return max(
+            1, min(MAX_PROBE_RUNS, math.ceil(math.log(MISS_CHANCE) / math.log1p(-reliability)))
+        )
+
+    def probe(self, reliability: float | None) -> Callable[[str], ProbeResult]:
+        runs = self.probe_runs(reliability)
+
+        def probe(commit: str) -> ProbeResult:
+            with self.repro.at(commit) as target:
+                if isinstance(target, BuildFailure):
+                    return ProbeResult(Verdict.SKIP, 0)
+                if target.transplanted:
+                    self.transplanted.add(commit)
+                used, started = 0, False
+                for _ in range(runs):
+                    attempt = self.repro.run(target, self.testcase)
+                    used += 1
+                    if attempt.matches(self.spec.signature):
+                        return ProbeResult(Verdict.BAD, used)
+                    started = started or attempt.state is not RunState.NO_START
+                return ProbeResult(Verdict.GOOD if started else Verdict.UNRUNNABLE, used)
+
+        return probe
+
+
+def run_triage(
+    spec: TriageSpec, caches: WorkerCaches, *, stop: threading.Event | None = None
+) -> TriageOutcome:
+    """Run a triage job to its end and describe what it found."""
+    run_dir = caches.root / "triage" / f"{spec.job_id}-{spec.attempt}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    log_key = f"logs/{spec.campaign_id or 'triage'}/{spec.job_id}-{spec.attempt}.txt"
+    repro: Reproducer | None = None
+    try:
+        repro = Reproducer(spec, caches, run_dir, stop=stop)
+        data = caches.store.get(spec.testcase_key, max_bytes=MAX_TESTCASE_BYTES)
+        job = _Job(spec, caches, repro, repro.add_input("testcase", data))
+        outcome = _analyze(job) if spec.task is TriageTask.ANALYZE else _verify(job)
+        return _with(outcome, log_key=log_key)
+    except WorkerError as exc:
+        logger.warning("triage job %s: infrastructure failure: %s", spec.job_id, exc)
+        return _outcome(spec, TriageCode.INFRA_ERROR, detail=str(exc)[:2000])
+    finally:
+        if repro is not None and repro.log:
+            try:
+                caches.spool().put(log_key, "\n".join(repro.log).encode()[-MAX_LOG_BYTES:])
+            except WorkerError as exc:
+                logger.warning("triage job %s: log not stored: %s", spec.job_id, exc)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _analyze(job: _Job) -> TriageOutcome:
+    spec, repro = job.spec, job.repro
+    with repro.at(spec.commit) as target:
+        if isinstance(target, BuildFailure):
+            return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
+        attempts = [repro.run(target, job.testcase) for _ in range(spec.runs)]
+        matching = [a for a in attempts if a.matches(spec.signature)]
+        if not matching:
+            return _not_reproduced(spec, attempts)
+        blame = _blame(job, target, matching[0])
+        minimized, example = _minimize(job, target)
+    reliability = len(matching) / len(attempts)
+    introduced = _introduction_json(job, find_introduction(
+        job.caches.workspaces.git.first_parent_history(
+            repro.mirror(), spec.commit, limit=spec.history_limit
+        ),
+        job.probe(reliability),
+        confirm_runs=spec.confirm_runs,
+    ))  # fmt: skip
+    return _outcome(
+        spec,
+        TriageCode.OK,
+        runs=len(attempts),
+        reproduced=len(matching),
+        minimized_key=minimized,
+        falsifying_example=example,
+        introduced=introduced,
+        blame=blame,
+    )
+
+
+def _not_reproduced(spec: TriageSpec, attempts: list[Attempt]) -> TriageOutcome:
+    if all(a.state is RunState.NO_START for a in attempts):
+        tail = attempts[-1].output[-2000:] if attempts else ""
+        return _outcome(spec, TriageCode.STARTUP_FAILED, runs=len(attempts), detail=tail)
+    other = next((a.signature for a in attempts if a.state is RunState.CRASHED), None)
+    return _outcome(
+        spec,
+        TriageCode.NOT_REPRODUCED,
+        runs=len(attempts),
+        signature_seen=other,
+        detail=(
+            f"the testcase crashed with another signature ({other})"
+            if other
+            else f"the testcase ran {len(attempts)} times without crashing"
+        ),
+    )
+
+
+def _verify(job: _Job) -> TriageOutcome:
+    spec, repro = job.spec, job.repro
+    with repro.at(spec.commit) as target:
+        if isinstance(target, BuildFailure):
+            return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
+        attempts: list[Attempt] = []
+        for _ in range(max(job.probe_runs(spec.reliability), min(3, spec.runs))):
+            attempts.append(repro.run(target, job.testcase))
+            if attempts[-1].matches(spec.signature):
+                return _outcome(spec, TriageCode.OK, runs=len(attempts), reproduced=1)
+    if all(a.state is RunState.NO_START for a in attempts):
+        detail = attempts[-1].output[-2000:]
+        return _outcome(spec, TriageCode.STARTUP_FAILED, runs=len(attempts), detail=detail)
+    return _outcome(spec, TriageCode.OK, runs=len(attempts), reproduced=0, fixed=_find_fix(job))
+
+
+def _find_fix(job: _Job) -> dict[str, Any] | None:
+    """Bisect forward on the branch's first-parent line: last crashing -> first fixed.
+
+    None when the commit under test is itself known to crash (an earlier campaign saw it
+    crash there): missing it now is bad luck, not a fix.
+    """
+    spec, git = job.spec, job.caches.workspaces.git
+    mirror = job.repro.mirror()
+    chain = git.first_parent_history(mirror, spec.commit, limit=spec.history_limit)
+    known = set(spec.known_bad)
+    start = next((i for i, sha in enumerate(chain) if sha in known), None)
+    probe = job.probe(spec.reliability)
+    steps = 0
+    if start is None:
+        anchors = [s for s in (spec.introduced, *spec.known_bad) if s is not None]
+        anchor = next((a for a in anchors if git.is_ancestor(mirror, a, spec.commit)), None)
+        if anchor is None:
+            note = "no crashing commit is known on this branch"
+            return _fix_json(spec.commit, None, confidence="low", steps=0, note=note)
+        start = _entry_index(chain, lambda sha: git.is_ancestor(mirror, anchor, sha))
+        entry = probe(chain[start])
+        steps = entry.runs
+        if entry.verdict is not Verdict.BAD:
+            note = (
+                f"the crash does not reproduce where its commit entered this branch "
+                f"({chain[start][:12]}): fixed at or before it"
+            )
+            return _fix_json(chain[start], None, confidence="low", steps=steps, note=note)
+    if start == 0:
+        return None
+    segment = list(reversed(chain[: start + 1]))
+    fix: Fix = find_fix(segment, probe, confirm_runs=spec.confirm_runs)
+    return _fix_json(
+        fix.first_good, fix.last_crashing, confidence=fix.confidence, steps=steps + fix.steps,
+        note=fix.note, skipped=list(fix.skipped),
+    )  # fmt: skip
+
+
+def _entry_index(chain: list[str], contains: Callable[[str], bool]) -> int:
+    """The oldest index of ``chain`` (newest first) whose history holds the anchor."""
+    lo, hi = 0, len(chain) - 1  # contains(chain[0]) holds; find the largest such index
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if contains(chain[mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _fix_json(
+    commit: str,
+    last_crashing: str | None,
+    *,
+    confidence: str,
+    steps: int,
+    note: str | None,
+    skipped: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "commit": commit,
+        "last_crashing": last_crashing,
+        "confidence": confidence,
+        "steps": steps,
+        "note": note,
+        "skipped": skipped or [],
+    }
+
+
+def _introduction_json(job: _Job, found: Introduction) -> dict[str, Any]:
+    note = found.note
+    if found.boundary is not None and found.boundary in job.transplanted:
+        note = f"harness absent before {found.first_bad[:12]}; it cannot start when transplanted"
+    return {
+        "commit": found.first_bad,
+        "last_good": found.last_good,
+        "boundary": found.boundary,
+        "confidence": found.confidence,
+        "steps": found.steps,
+        "note": note,
+        "skipped": list(found.skipped),
+    }
+
+
+def _blame(job: _Job, target: Target, attempt: Attempt) -> dict[str, Any] | None:
+    """Who last changed the crashing line: the innermost frame in the repository's files."""
+    frame = _top_repository_frame(job.spec.path, target.worktree, attempt.stack)
+    if frame is None:
+        return None
+    path, line = frame
+    git = job.caches.workspaces.git
+    try:
+        blamed = git.blame_line(job.repro.mirror(), job.spec.commit, path, line)
+    except (WorkerError, ValueError) as exc:
+        logger.info("triage job %s: no blame for %s:%d: %s", job.spec.job_id, path, line, exc)
+        return None
+    return {
+        "commit": blamed.commit,
+        "path": path,
+        "line": line,
+        "author": blamed.author,
+        "date": blamed.date,
+        "summary": blamed.summary,
+    }
+
+
+def _top_repository_frame(
+    harness_path: str, worktree: Path, stack: tuple[Frame, ...]
+) -> tuple[str, int] | None:
+    roots = import_roots(worktree)
+    for frame in reversed(stack):
+        if frame.line is None or frame.path.startswith("/"):
+            continue
+        for root in roots:
+            candidate = root / frame.path
+            if candidate.is_file() and not candidate.is_symlink():
+                path = candidate.relative_to(worktree).as_posix()
+                if path != harness_path:
+                    return path, frame.line
+                break
+    return None
+
+
+def _minimize(job: _Job, target: Target) -> tuple[str | None, str | None]:
+    """Store a smaller testcase with the same signature; returns its key and, for a
+    Hypothesis test, the falsifying example as Hypothesis prints it."""
+    spec, repro = job.spec, job.repro
+    if spec.kind is HarnessKind.HYPOTHESIS:
+        out = repro.run_dir / "shrunk" / "choices"
+        attempt, output = repro.shrink(target, job.testcase, out)
+        if not attempt.matches(spec.signature) or not out.is_file():
+            return None, None
+        example = parse_shrink_output(output).falsifying_example
+        choices = repro.add_input("choices", out.read_bytes()[:MAX_TESTCASE_BYTES])
+        replay = repro.replay_choices(target, choices)
+        if not replay.matches(spec.signature):
+            return None, example
+        return _store_minimized(job, choices.read_bytes()), example
+    current, misses = job.testcase, 0
+    for step in range(MAX_MINIMIZE_STEPS):
+        out = repro.run_dir / "minimized" / "candidate"
+        if not repro.minimize_step(target, current, out, seed=step + 1):
+            break
+        candidate = repro.add_input(f"min-{step}", out.read_bytes())
+        if repro.run(target, candidate).matches(spec.signature):
+            current = candidate
+            continue
+        misses += 1  # a smaller input that crashes another way: not this bug's reproducer
+        if misses >= MAX_MINIMIZE_MISSES:
+            break
+    # Already minimal (libFuzzer found nothing smaller that crashes the same way): the
+    # testcase is its own minimized form.
+    return _store_minimized(job, current.read_bytes()), None
+
+
+def _store_minimized(job: _Job, data: bytes) -> str:
+    key = f"minimized/{job.spec.repo}/{harness_id(job.spec.harness)}/{content_id(data)}"
+    job.caches.spool().put(key, data)
+    return key
+
+
+def _outcome(spec: TriageSpec, code: TriageCode, **fields: Any) -> TriageOutcome:
+    return TriageOutcome(
+        job_id=spec.job_id,
+        attempt=spec.attempt,
+        group_id=spec.group_id,
+        task=spec.task,
+        code=code,
+        commit=spec.commit,
+        **fields,
+    )
+
+
+def _with(outcome: TriageOutcome, *, log_key: str) -> TriageOutcome:
+    return dataclasses.replace(outcome, log_key=log_key)
