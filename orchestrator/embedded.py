@@ -60,7 +60,10 @@ def embedded_service(
         fuzz_worker.start()
         ingest_worker.start()
         try:
-            yield Dispatcher(database, broker, registry, settings.timings, clock)
+            yield Dispatcher(
+                database, broker, registry, settings.timings, clock,
+                triage_runs=settings.triage_runs,
+            )  # fmt: skip
             broker.join(INGEST_QUEUE, timeout=30_000)
         finally:
             fuzz_worker.stop()

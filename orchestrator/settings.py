@@ -114,6 +114,7 @@ class Settings:
     timings: Timings
     log_level: str
     fleet_slots: int = 0
+    triage_runs: int = 10
     build_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -182,6 +183,7 @@ class Settings:
             timings=timings,
             log_level=env.get("LOG_LEVEL", _log_level, default="INFO"),
             fleet_slots=env.get("FLEET_SLOTS", _slots, default=0),
+            triage_runs=env.get("TRIAGE_RUNS", _runs, default=10),
             build_env={
                 name: value
                 for name, value in environ.items()
@@ -248,6 +250,12 @@ def _log_level(raw: str) -> str:
 def _slots(raw: str) -> int:
     if not raw.isdigit() or int(raw) > 100_000:
         raise ValueError("expected a whole number of worker slots, 0 (off) to 100000")
+    return int(raw)
+
+
+def _runs(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValueError("expected a whole number of reproductions, 1 to 100")
     return int(raw)
 
 

@@ -79,7 +79,7 @@ def running_services(settings: Settings) -> Iterator[Services]:
     consumer = dramatiq.Worker(broker, queues={INGEST_QUEUE}, worker_threads=INGEST_THREADS)
     dispatcher = Dispatcher(
         database, broker, registry, settings.timings, time.time,
-        fleet_slots=settings.fleet_slots,
+        fleet_slots=settings.fleet_slots, triage_runs=settings.triage_runs,
     )  # fmt: skip
     loop = DispatchLoop(dispatcher, settings.timings.reconcile_seconds)
     consumer.start()

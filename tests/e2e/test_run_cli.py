@@ -21,9 +21,7 @@ SCHEMA = json.loads(
 )
 
 
-def fuzzorch(
-    home: Path, *args: str, slice_seconds: float = 20
-) -> subprocess.CompletedProcess[str]:
+def fuzzorch(home: Path, *args: str, slice_seconds: float = 20) -> subprocess.CompletedProcess[str]:
     """Run the installed CLI on an embedded home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUZZORCH_")}
     return subprocess.run(

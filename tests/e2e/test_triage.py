@@ -89,6 +89,9 @@ def test_the_release_campaign_bisects_bug_a_to_its_commit(
     assert bug_a["blame"]["line"] == 8
     assert bug_a["blame"]["commit"] == shas["c0"]
     assert bug_a["minimized"] is not None
+    # The report says the same.
+    report = Path(release["run"].stdout.strip().splitlines()[-1]).read_text()
+    assert shas["c2"][:12] in report
 
 
 def test_the_main_campaign_finds_bug_b_and_the_flaky_crash_and_marks_a_fixed(

@@ -102,6 +102,8 @@ def test_server_mode_needs_a_url_and_carries_the_token() -> None:
         ("FUZZORCH_ALLOW_LOCAL_REPOS", "maybe", "FUZZORCH_ALLOW_LOCAL_REPOS='maybe'"),
         ("FUZZORCH_LOG_LEVEL", "loud", "FUZZORCH_LOG_LEVEL='loud'"),
         ("FUZZORCH_TOKEN", "two words", "FUZZORCH_TOKEN=***"),
+        ("FUZZORCH_TRIAGE_RUNS", "0", "FUZZORCH_TRIAGE_RUNS='0' is invalid"),
+        ("FUZZORCH_TRIAGE_RUNS", "101", "1 to 100"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(
