@@ -17,8 +17,12 @@ Which traceback is "the crash's own" (the rules the signature depends on):
   the others become ``chain`` links in printed order;
 - an exception group (the boxed ``+-+----`` form of Python 3.11, from the interpreter or
   ``traceback``) yields its first leaf: descend into sub-exception 1 until it is not a
-  group. The leaf's frames are prefixed with the frames of the groups that hold it, and the
-  groups become ``group`` links, innermost first.
+  group. The groups become ``group`` links, innermost first.
+
+A cause's (or a leaf's) printed traceback starts at the frame that caught it: the frames
+above that one are printed only with the exception that follows it in the chain (or with
+the group). The main exception's ``frames`` are therefore joined into its whole stack (see
+``join_stacks``), from the outermost link inwards; links keep the frames printed for them.
 """
 
 from __future__ import annotations
@@ -95,7 +99,10 @@ class ParsedException:
 
     exception_type: str
     message: str
-    frames: tuple[Frame, ...]  # outermost first, capped (see frames_omitted)
+    # The whole stack, outermost first, capped (see frames_omitted): for a chained cause or
+    # a group leaf, the later links' (groups') frames down to the one that caught it, then
+    # its own printed frames.
+    frames: tuple[Frame, ...]
     chain: tuple[ChainLink, ...] = ()
     frames_omitted: int = 0
 
@@ -138,6 +145,33 @@ class FrameCollector:
     def omitted(self) -> int:
         """How many frames were dropped from the middle."""
         return self.count - len(self.head) - len(self.tail)
+
+
+def join_stacks(
+    outer: tuple[Frame, ...], inner: tuple[Frame, ...], outer_omitted: int = 0
+) -> tuple[tuple[Frame, ...], int]:
+    """``inner``'s whole stack from the whole stack of the exception raised while it was
+    handled (or of its group), capped, and how many of ``outer_omitted`` lie above the join.
+
+    ``inner``'s first frame caught it and was still running when ``outer`` was raised: it is
+    the innermost outer frame with the same path and function (not line: ``try`` body
+    against handler), whose outer copy gives way to ``inner``. With no such frame (a stored
+    exception raised elsewhere, an asyncio task's leaf, text cut short) the outer frames are
+    all kept, as they are for an ``inner`` without frames (a leaf that was never raised).
+    """
+    cut = len(outer)
+    if inner:
+        catcher = (inner[0].path, inner[0].function)
+        for index in range(len(outer) - 1, -1, -1):
+            if (outer[index].path, outer[index].function) == catcher:
+                cut = index
+                break
+    collector = FrameCollector()
+    for frame in (*outer[:cut], *inner):
+        collector.add(frame)
+    # A capped stack's missing frames follow its head: they are above a join past the head.
+    lost = outer_omitted if cut >= HEAD_FRAMES else 0
+    return collector.frames(), collector.omitted() + lost
 
 
 def frame_from_match(match: re.Match[str]) -> Frame:
@@ -255,21 +289,27 @@ def _next_link(lines: list[str], index: int) -> tuple[Relation | None, int]:
 def _parse_chain(lines: list[str], start: int, depth: int) -> tuple[ParsedException, int]:
     """A chain of blocks from ``start``: the first printed one, with the rest as links."""
     main, index = _parse_block(lines, start, depth)
+    blocks: list[ParsedException] = []
     links: list[ChainLink] = []
     relation, index = _next_link(lines, index)
     while relation is not None and len(links) < MAX_CHAIN_LINKS:
         block, index = _parse_block(lines, index, depth)
+        blocks.append(block)
         links.append(ChainLink(relation, block.exception_type, block.message, block.frames))
         relation, index = _next_link(lines, index)
-    if links:
-        main = ParsedException(
-            main.exception_type,
-            main.message,
-            main.frames,
-            (*main.chain, *links),
-            main.frames_omitted,
-        )
-    return main, index
+    if not links:
+        return main, index
+    # Each block was raised while the one printed before it was being handled: join from
+    # the last printed (outermost) inwards.
+    frames: tuple[Frame, ...] = ()
+    omitted = 0
+    for block in reversed((main, *blocks)):
+        frames, lost = join_stacks(frames, block.frames, omitted)
+        omitted = lost + block.frames_omitted
+    joined = ParsedException(
+        main.exception_type, main.message, frames, (*main.chain, *links), omitted
+    )
+    return joined, index
 
 
 def _parse_content(lines: list[str], depth: int) -> tuple[ParsedException, ParsedException]:
@@ -301,16 +341,15 @@ def _first_leaf(lines: list[str], column: int, depth: int) -> ParsedException:
     if sub is None:
         return main
     leaf = _first_leaf(sub, column + 2, depth + 1)
-    collector = FrameCollector()
-    for frame in (*group.frames, *leaf.frames):
-        collector.add(frame)
+    # The leaf was caught by a frame still running when the group was raised.
+    frames, lost = join_stacks(group.frames, leaf.frames, group.frames_omitted)
     link = ChainLink(Relation.GROUP, group.exception_type, group.message, group.frames)
     return ParsedException(
         leaf.exception_type,
         leaf.message,
-        collector.frames(),
+        frames,
         (*leaf.chain, link)[: MAX_CHAIN_LINKS * 2],
-        collector.omitted() + leaf.frames_omitted + group.frames_omitted,
+        lost + leaf.frames_omitted,
     )
 
 

@@ -20,11 +20,14 @@ from harnesses.pytraceback import (
     Frame,
     ParsedException,
     Relation,
+    join_stacks,
     parse_crash,
 )
 from harnesses.stackdump import parse_stack_dump
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "engine_output"
+# Captures of the signature corpus, with the project root written as /work/repo.
+CORPUS = DATA.parent / "tracebacks"
 
 
 def _read(name: str) -> str:
@@ -32,7 +35,10 @@ def _read(name: str) -> str:
 
 
 def _ids(frames: tuple[Frame, ...]) -> list[str]:
-    return [f"{f.path.removeprefix('/src/target/')}:{f.function}" for f in frames]
+    return [
+        f"{f.path.removeprefix('/src/target/').removeprefix('/work/repo/')}:{f.function}"
+        for f in frames
+    ]
 
 
 def _parse(text: str) -> ParsedException:
@@ -123,10 +129,17 @@ def test_hypothesis_through_atheris_keeps_every_printed_frame() -> None:
     ]
 
 
-def test_a_direct_cause_chain_yields_the_innermost_cause() -> None:
+def test_a_direct_cause_chain_yields_the_innermost_cause_with_its_whole_stack() -> None:
     parsed = _parse(_read("python_chain_from.txt"))
     assert (parsed.exception_type, parsed.message) == ("KeyError", "b'\\x00'")
-    assert _ids(parsed.frames) == ["mypkg/parser.py:parse", "mypkg/parser.py:lookup"]
+    # The cause's traceback starts at parse, which caught it; <module> is printed with the
+    # ParseError. parse keeps the line of the cause's frame (the try body), not the raise.
+    assert _ids(parsed.frames) == [
+        "chain_from.py:<module>",
+        "mypkg/parser.py:parse",
+        "mypkg/parser.py:lookup",
+    ]
+    assert [f.line for f in parsed.frames] == [2, 10, 5]
     [link] = parsed.chain
     assert link.relation is Relation.CAUSE
     assert (link.exception_type, link.message) == (
@@ -139,19 +152,27 @@ def test_a_direct_cause_chain_yields_the_innermost_cause() -> None:
 def test_an_implicit_context_chain_yields_the_first_exception() -> None:
     parsed = _parse(_read("python_chain_during.txt"))
     assert parsed.exception_type == "KeyError"
+    assert _ids(parsed.frames) == [
+        "chain_during.py:<module>",
+        "mypkg/parser.py:parse_handling",
+        "mypkg/parser.py:lookup",
+    ]
+    assert parsed.frames[1].line == 17
     [link] = parsed.chain
     assert (link.relation, link.exception_type) == (Relation.CONTEXT, "ValueError")
+    assert _ids(link.frames) == ["chain_during.py:<module>", "mypkg/parser.py:parse_handling"]
 
 
 def test_an_exception_group_yields_its_first_leaf_under_the_group_frames() -> None:
     parsed = _parse(_read("python_exception_group.txt"))
     assert (parsed.exception_type, parsed.message) == ("ValueError", "negative: -1")
+    # run raised the group and caught the leaf: one call, so one frame (the leaf's line).
     assert _ids(parsed.frames) == [
         "group.py:<module>",
         "group.py:run",
-        "group.py:run",
         "mypkg/parser.py:validate",
     ]
+    assert parsed.frames[1].line == 7
     [link] = parsed.chain
     assert (link.relation, link.exception_type) == (Relation.GROUP, "ExceptionGroup")
     assert link.message == "several (3 sub-exceptions)"
@@ -160,6 +181,12 @@ def test_an_exception_group_yields_its_first_leaf_under_the_group_frames() -> No
 def test_a_nested_first_group_is_descended_into() -> None:
     parsed = _parse(_read("python_exception_group_nested.txt"))
     assert (parsed.exception_type, parsed.message) == ("ValueError", "negative: -5")
+    # The inner group was never raised: it has no frames to join through.
+    assert _ids(parsed.frames) == [
+        "nested_first.py:<module>",
+        "nested_first.py:run",
+        "mypkg/parser.py:validate",
+    ]
     assert [link.message for link in parsed.chain] == [
         "inner first (1 sub-exception)",
         "outer (2 sub-exceptions)",
@@ -169,7 +196,10 @@ def test_a_nested_first_group_is_descended_into() -> None:
 def test_hypothesis_multiple_failures_yield_the_first_printed_failure() -> None:
     parsed = _parse(_read("hypothesis_multiple_failures.txt"))
     assert (parsed.exception_type, parsed.message) == ("TypeError", "too big: 11")
-    assert _ids(parsed.frames)[-2:] == [
+    # Hypothesis trims the leaf's traceback to the test; the test's wrapper is the frame the
+    # group was raised through, so Hypothesis' own frames drop out.
+    assert _ids(parsed.frames) == [
+        "<string>:<module>",
         "test_hyp_multi.py:test_validate",
         "mypkg/parser.py:validate",
     ]
@@ -182,7 +212,14 @@ def test_a_chain_inside_a_group_leaf_from_the_traceback_module() -> None:
     assert text.startswith(SHIM_EXCEPTION_MARKER)
     parsed = _parse(text)
     assert (parsed.exception_type, parsed.message) == ("KeyError", "b'q'")
-    assert _ids(parsed.frames)[-2:] == ["mypkg/parser.py:parse", "mypkg/parser.py:lookup"]
+    # Joined through the ParseError, the inner group (raised from run) and the outer group.
+    assert _ids(parsed.frames) == [
+        "tb_group.py:<module>",
+        "tb_group.py:run",
+        "mypkg/parser.py:parse",
+        "mypkg/parser.py:lookup",
+    ]
+    assert [f.line for f in parsed.frames] == [20, 8, 10, 5]
     assert [(link.relation, link.exception_type) for link in parsed.chain] == [
         (Relation.CAUSE, "mypkg.errors.ParseError"),
         (Relation.GROUP, "ExceptionGroup"),
@@ -193,10 +230,154 @@ def test_a_chain_inside_a_group_leaf_from_the_traceback_module() -> None:
 def test_interpreter_group_output_with_unprefixed_continuation_lines() -> None:
     parsed = _parse(_read("python_exception_group_context.txt"))
     assert (parsed.exception_type, parsed.message) == ("mypkg.errors.ParseError", "bad token b'q'")
+    assert _ids(parsed.frames) == [
+        "group_ctx.py:<module>",
+        "group_ctx.py:run",
+        "mypkg/parser.py:parse",
+    ]
     assert [link.message for link in parsed.chain] == [
         "inner raised (1 sub-exception)",
         "outer (2 sub-exceptions)",
     ]
+
+
+def test_a_chain_of_three_is_joined_link_by_link() -> None:
+    # KeyError caught in fetch -> LookupError caught in load -> RuntimeError (uncaught).
+    parsed = _parse((CORPUS / "chain_three.txt").read_text(encoding="utf-8"))
+    assert parsed.exception_type == "KeyError"
+    assert _ids(parsed.frames) == [
+        "fuzz/fuzz_store.py:<module>",
+        "fuzz/fuzz_store.py:TestOneInput",
+        "pkg/api.py:handle",
+        "pkg/store.py:load",
+        "pkg/store.py:fetch",
+        "pkg/store.py:read_record",
+    ]
+    assert [f.line for f in parsed.frames[3:]] == [21, 10, 5]
+    assert [(link.relation, link.exception_type) for link in parsed.chain] == [
+        (Relation.CAUSE, "LookupError"),
+        (Relation.CONTEXT, "RuntimeError"),
+    ]
+    # Links keep the frames printed for them.
+    assert _ids(parsed.chain[0].frames) == ["pkg/store.py:load", "pkg/store.py:fetch"]
+
+
+def test_the_outer_exception_may_be_raised_below_the_catcher() -> None:
+    # The handler in other calls fail, which raises: the catcher is not the outer's last frame.
+    text = """\
+Traceback (most recent call last):
+  File "/src/target/pkg/a.py", line 16, in other
+    return lookup({}, data)
+  File "/src/target/pkg/a.py", line 6, in lookup
+    return table[key]
+KeyError: 'x'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "<string>", line 1, in <module>
+  File "/src/target/pkg/a.py", line 18, in other
+    fail("raised elsewhere")
+  File "/src/target/pkg/a.py", line 10, in fail
+    raise ParseError(message)
+pkg.a.ParseError: raised elsewhere
+"""
+    parsed = _parse(text)
+    assert _ids(parsed.frames) == ["<string>:<module>", "pkg/a.py:other", "pkg/a.py:lookup"]
+    assert parsed.frames[1].line == 16
+
+
+def test_a_group_that_caused_the_crash_is_joined_under_the_exception_it_caused() -> None:
+    parsed = _parse((CORPUS / "group_cause.txt").read_text(encoding="utf-8"))
+    assert parsed.exception_type == "ValueError"
+    assert _ids(parsed.frames) == [
+        "fuzz/fuzz_store.py:<module>",
+        "fuzz/fuzz_store.py:TestOneInput",
+        "pkg/api.py:handle",
+        "pkg/store.py:load_batch",
+        "pkg/store.py:parse_all",
+        "pkg/store.py:parse_item",
+    ]
+    assert [f.line for f in parsed.frames[3:]] == [43, 34, 27]
+    assert [(link.relation, link.exception_type) for link in parsed.chain] == [
+        (Relation.GROUP, "ExceptionGroup"),
+        (Relation.CAUSE, "RuntimeError"),
+    ]
+
+
+def test_a_cause_of_a_group_is_joined_under_the_group() -> None:
+    # The group's only leaf was never raised: its stack is the group's.
+    parsed = _parse((CORPUS / "group_from_cause.txt").read_text(encoding="utf-8"))
+    assert parsed.exception_type == "KeyError"
+    assert _ids(parsed.frames) == [
+        "fuzz/fuzz_store.py:<module>",
+        "fuzz/fuzz_store.py:TestOneInput",
+        "pkg/api.py:handle",
+        "pkg/store.py:check_all",
+        "pkg/store.py:<listcomp>",
+    ]
+
+
+def _block(exception: str, *frames: str) -> str:
+    """A traceback block of ``path:function`` frames, each at line 1."""
+    lines = ["Traceback (most recent call last):"]
+    for frame in frames:
+        path, _, function = frame.rpartition(":")
+        lines.append(f'  File "/src/target/{path}", line 1, in {function}')
+    return "\n".join([*lines, exception])
+
+
+def _chain(*blocks: str) -> str:
+    separator = "\n\nThe above exception was the direct cause of the following exception:\n\n"
+    return separator.join(blocks) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("cause", "outer", "frames"),
+    [
+        # A cause without frames: only the outer stack is known.
+        ([], ["m.py:<module>", "a.py:f"], ["m.py:<module>", "a.py:f"]),
+        # An outer block without frames: the cause's own.
+        (["a.py:f", "a.py:g"], [], ["a.py:f", "a.py:g"]),
+        ([], [], []),
+        # The catcher is not on the outer stack (a stored cause raised elsewhere): both kept.
+        (
+            ["a.py:f", "a.py:g"],
+            ["m.py:<module>", "b.py:h"],
+            ["m.py:<module>", "b.py:h", "a.py:f", "a.py:g"],
+        ),
+        # Same function in another file is another function.
+        (["a.py:f"], ["m.py:<module>", "b.py:f"], ["m.py:<module>", "b.py:f", "a.py:f"]),
+        # Recursion: the innermost call with the catcher's function is the catcher.
+        (
+            ["a.py:f", "a.py:g"],
+            ["m.py:<module>", "a.py:f", "a.py:f", "b.py:h"],
+            ["m.py:<module>", "a.py:f", "a.py:f", "a.py:g"],
+        ),
+    ],
+)
+def test_joining_odd_stacks(cause: list[str], outer: list[str], frames: list[str]) -> None:
+    parsed = _parse(_chain(_block("KeyError: k", *cause), _block("E: e", *outer)))
+    assert parsed.exception_type == "KeyError"
+    assert _ids(parsed.frames) == frames
+
+
+def test_joined_long_stacks_stay_capped_and_count_what_they_drop() -> None:
+    outer = [f"m.py:f{n}" for n in range(1000)]
+    cause = ["m.py:f999", *(f"c.py:g{n}" for n in range(300))]
+    parsed = _parse(_chain(_block("KeyError: k", *cause), _block("E: e", *outer)))
+    assert len(parsed.frames) == HEAD_FRAMES + TAIL_FRAMES
+    assert parsed.frames_omitted == 1000 + 300 - HEAD_FRAMES - TAIL_FRAMES
+    assert (parsed.frames[0].function, parsed.frames[-1].function) == ("f0", "g299")
+
+
+def test_join_stacks_counts_omitted_frames_above_the_join_only() -> None:
+    head = tuple(Frame("/a.py", 1, f"f{n}") for n in range(HEAD_FRAMES))
+    # The outer stack lost 50 frames after its head; the catcher is in the head.
+    frames, omitted = join_stacks(head, (Frame("/a.py", 2, "f3"),), 50)
+    assert ([f.function for f in frames], omitted) == (["f0", "f1", "f2", "f3"], 0)
+    frames, omitted = join_stacks(head, (Frame("/b.py", 2, "g"),), 50)
+    assert (len(frames), omitted) == (HEAD_FRAMES + 1, 50)
 
 
 def test_the_shim_report_wins_over_the_shorter_atheris_report_after_it() -> None:
