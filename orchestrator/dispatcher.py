@@ -32,7 +32,6 @@ from orchestrator.store.database import Database
 from orchestrator.store.repos import get_repo
 from orchestrator.triage import Triage
 from workers.contract import JobSpec
-from workers.errors import WorkerError
 from workers.queue import FUZZ_QUEUE, TRIAGE_QUEUE, send_fuzz, send_triage
 from workers.triage_contract import TriageSpec
 
@@ -91,6 +90,8 @@ class Dispatcher:
             running, jobs, fleet_slots=self.fleet_slots, slice_seconds=self.timings.slice_seconds
         )
         for campaign in running:
+            # Re-checks are planned when a campaign starts; if that failed, until it works.
+            self.triage.plan(campaign, "checks")
             self._advance(campaign, jobs[campaign.id], shares.get(campaign.id, 0))
         for campaign in triaging:
             self._close_if_triaged(campaign)
@@ -105,10 +106,7 @@ class Dispatcher:
             )  # fmt: skip
             campaign = get_campaign(conn, campaign_id)
         if moved:
-            try:
-                self.triage.plan_checks(campaign)
-            except WorkerError as exc:  # fuzzing goes on; the re-checks are logged as missing
-                logger.warning("campaign %s: fix re-checks not planned: %s", campaign_id, exc)
+            self.triage.plan(campaign, "checks")
         return moved
 
     def cancel(self, campaign_id: str) -> bool:
@@ -240,17 +238,12 @@ class Dispatcher:
                 conn, campaign.id, from_=(CampaignStatus.RUNNING,), to=CampaignStatus.TRIAGING,
                 now=self.clock(),
             )  # fmt: skip
-        if not moved:
-            return
-        self._contexts.pop(campaign.id, None)
-        try:
-            self.triage.plan_analysis(campaign)
-        except WorkerError as exc:
-            logger.warning("campaign %s: crash analysis not planned: %s", campaign.id, exc)
-        self._close_if_triaged(campaign)
+        if moved:
+            self._contexts.pop(campaign.id, None)
+            self._close_if_triaged(campaign)
 
     def _close_if_triaged(self, campaign: CampaignRecord) -> None:
-        if self.triage.unfinished(campaign.id):
+        if not self.triage.plan(campaign, "analysis") or self.triage.unfinished(campaign.id):
             return
         self.triage.complete(campaign)
         with self.database.transaction() as conn:

@@ -51,13 +51,20 @@ def embedded_service(
         ingest = Ingest(database, clock=clock, lease_seconds=settings.timings.lease_seconds)
         declare_ingest_actor(broker, ingest)
         fuzz_worker = dramatiq.Worker(
-            broker, queues={FUZZ_QUEUE, TRIAGE_QUEUE}, worker_threads=workers, worker_timeout=100
+            broker, queues={FUZZ_QUEUE}, worker_threads=workers, worker_timeout=100
         )
         fuzz_worker.queue_prefetch = workers  # one message per free thread, no hoarding
+        # Triage has threads of its own: re-checks at a campaign's start must not hold up
+        # (or dead-letter, while they wait) the fuzz jobs the campaign's budget is for.
+        triage_worker = dramatiq.Worker(
+            broker, queues={TRIAGE_QUEUE}, worker_threads=workers, worker_timeout=100
+        )
+        triage_worker.queue_prefetch = workers
         ingest_worker = dramatiq.Worker(
             broker, queues={INGEST_QUEUE}, worker_threads=1, worker_timeout=100
         )
         fuzz_worker.start()
+        triage_worker.start()
         ingest_worker.start()
         try:
             yield Dispatcher(
@@ -67,5 +74,6 @@ def embedded_service(
             broker.join(INGEST_QUEUE, timeout=30_000)
         finally:
             fuzz_worker.stop()
+            triage_worker.stop()
             ingest_worker.stop()
             broker.close()

@@ -6,12 +6,17 @@ in the branch's history) at the campaign's commit: a ``verify`` job. When its fu
 ends, every group it found that was never analysed gets an ``analyze`` job (reproduce,
 minimize, bisect, blame). The campaign is done when all of them have finished; then each
 group it found is open on its branch (it crashed there), whatever a re-check said.
+
+Claiming a group and writing its job happen in one transaction, and planning is recorded
+per campaign (``campaign_triage``), so a crash or a broker outage in between loses nothing:
+the dispatcher plans again until it is recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,22 +27,30 @@ import sqlalchemy as sa
 from harnesses.identity import harness_id
 from harnesses.model import Harness, HarnessKind
 from harnesses.similarity import CrashShape, links
+from orchestrator.errors import FuzzorchError
 from orchestrator.identity import new_id
 from orchestrator.registry import Registry
 from orchestrator.settings import Timings
 from orchestrator.store import leases
 from orchestrator.store import triage as store
-from orchestrator.store.campaigns import CampaignRecord, get_campaign
+from orchestrator.store.campaigns import CampaignRecord, CampaignStatus, get_campaign
 from orchestrator.store.database import Database
 from orchestrator.store.repos import get_repo
 from orchestrator.store.schema import crash_groups, crash_sightings
 from workers.errors import WorkerError
 from workers.queue import TRIAGE_QUEUE, send_triage
-from workers.triage_contract import TriageCode, TriageOutcome, TriageSpec, TriageTask
+from workers.triage_contract import (
+    TriageCode,
+    TriageOutcome,
+    TriageSpec,
+    TriageTask,
+    runs_to_call_fixed,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RUNS = 10
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -51,37 +64,51 @@ class Triage:
     clock: Callable[[], float]
     runs: int = DEFAULT_RUNS
 
+    def plan(self, campaign: CampaignRecord, what: str) -> bool:
+        """Plan a campaign's ``checks`` or ``analysis`` once; True when that is recorded.
+
+        A failure of git or of the repository (permanent) is logged and the planning counts
+        as done, so the campaign cannot hang on it; anything else (the broker, the database)
+        is retried on the next call.
+        """
+        with self.database.transaction() as conn:
+            checks, analysis = store.planned(conn, campaign.id)
+        if checks if what == "checks" else analysis:
+            return True
+        try:
+            sent = self.plan_checks(campaign) if what == "checks" else self.plan_analysis(campaign)
+            if sent:
+                logger.info("campaign %s: %d triage job(s) for %s", campaign.id, sent, what)
+        except (WorkerError, FuzzorchError) as exc:
+            logger.warning("campaign %s: %s not planned: %s", campaign.id, what, exc)
+        except Exception:
+            logger.exception("campaign %s: planning %s failed; trying again", campaign.id, what)
+            return False
+        with self.database.transaction() as conn:
+            store.mark_planned(conn, campaign.id, what, self.clock())
+        return True
+
     def plan_checks(self, campaign: CampaignRecord) -> int:
         """Send a verify job for every open group that can affect the campaign's branch."""
         with self.database.transaction() as conn:
             groups = store.groups_to_recheck(conn, campaign.repo)
             anchors = {g.id: self._anchor(conn, g) for g in groups}
+            fixes = {g.id: store.branch_statuses(conn, g.id).get(campaign.branch) for g in groups}
             source = get_repo(conn, campaign.repo).source
         mirror = self.registry.mirror_path(campaign.repo)
         sent = 0
         for group in groups:
             anchor = anchors[group.id]
             try:
-                if anchor is None or not self.registry.git.is_ancestor(
-                    mirror, anchor, campaign.commit
-                ):
+                if not self.registry.git.is_ancestor(mirror, anchor, campaign.commit):
                     continue
             except WorkerError as exc:
-                logger.warning(
-                    "group %s: cannot tell if it affects %s: %s", group.id, campaign.branch, exc
-                )
+                logger.warning("group %s: is %s in %s? %s", group.id, anchor, campaign.branch, exc)
                 continue
             harness = self._harness(campaign.repo, group.crash_commit or anchor, group.harness)
             if harness is None:
                 continue
-            with self.database.transaction() as conn:
-                known_bad = store.known_bad_commits(conn, group.id)
-                # A minimized atheris testcase replays the same way; a Hypothesis one is an
-                # example-database entry, so re-checks use the original buffer.
-                minimized = harness.kind is HarnessKind.ATHERIS and group.minimized_key
-                testcase = group.minimized_key if minimized else None
-                testcase = testcase or store.first_testcase(conn, group.id)
-            introduced = (group.introduced or {}).get("commit")
+            on_branch = fixes[group.id] or {}
             spec = TriageSpec(
                 job_id=new_id("triage"),
                 task=TriageTask.VERIFY,
@@ -94,18 +121,29 @@ class Triage:
                 path=harness.path,
                 options=harness.options,
                 commit=campaign.commit,
-                testcase_key=testcase,
+                testcase_key="",  # chosen in the claiming transaction
                 runs=self.runs,
-                known_bad=tuple(known_bad),
-                introduced=introduced,
+                introduced=(group.introduced or {}).get("commit"),
                 reliability=group.reliability,
                 harness_commit=group.crash_commit or anchor,
+                known_fix=on_branch.get("fixed") if on_branch.get("status") == "fixed" else None,
                 campaign_id=campaign.id,
             )
-            if self._submit(campaign, spec, check=True):
-                sent += 1
-        if sent:
-            logger.info("campaign %s: re-checking %d open crash group(s)", campaign.id, sent)
+
+            def claim(
+                conn: sa.Connection, spec: TriageSpec, group: store.GroupTriage = group
+            ) -> TriageSpec | None:
+                if not store.record_check(conn, campaign.id, group.id, spec.job_id, self.clock()):
+                    return None
+                testcase = _verify_testcase(conn, group, spec)
+                if testcase is None:
+                    return None
+                return dataclasses.replace(
+                    spec, testcase_key=testcase,
+                    known_bad=tuple(store.known_bad_commits(conn, group.id)),
+                )  # fmt: skip
+
+            sent += self._submit(campaign, spec, claim)
         return sent
 
     def plan_analysis(self, campaign: CampaignRecord) -> int:
@@ -113,17 +151,15 @@ class Triage:
         with self.database.transaction() as conn:
             found = _found_groups(conn, campaign.id)
             source = get_repo(conn, campaign.repo).source
-        collection = {
-            h.name: h for h in self.registry.collection(campaign.repo, campaign.commit).harnesses
-        }
+        harnesses = self.registry.collection(campaign.repo, campaign.commit).harnesses
+        collection = {h.name: h for h in harnesses}
         sent = 0
         for group_id, signature, harness_name in found:
-            harness = collection.get(harness_name)
             with self.database.transaction() as conn:
                 self._link(conn, group_id)
-                if harness is None or not store.start_analysis(conn, group_id):
-                    continue
-                testcase = store.first_testcase(conn, group_id, campaign.id)
+            harness = collection.get(harness_name)
+            if harness is None:
+                continue
             spec = TriageSpec(
                 job_id=new_id("triage"),
                 task=TriageTask.ANALYZE,
@@ -136,14 +172,22 @@ class Triage:
                 path=harness.path,
                 options=harness.options,
                 commit=campaign.commit,
-                testcase_key=testcase,
+                testcase_key="",
                 runs=self.runs,
                 campaign_id=campaign.id,
             )
-            if self._submit(campaign, spec, check=False):
-                sent += 1
-        if sent:
-            logger.info("campaign %s: triaging %d new crash group(s)", campaign.id, sent)
+
+            def claim(conn: sa.Connection, spec: TriageSpec) -> TriageSpec | None:
+                # The testcase must be one this harness found (two harnesses can share a
+                # group), and preferably one this campaign found.
+                testcase = store.first_testcase(
+                    conn, spec.group_id, prefix=_crash_prefix(spec), campaign_id=campaign.id
+                )
+                if testcase is None or not store.start_analysis(conn, spec.group_id):
+                    return None
+                return dataclasses.replace(spec, testcase_key=testcase)
+
+            sent += self._submit(campaign, spec, claim)
         return sent
 
     def unfinished(self, campaign_id: str) -> int:
@@ -153,67 +197,73 @@ class Triage:
         return sum(1 for j in jobs if j.queue == TRIAGE_QUEUE and j.state in leases.UNFINISHED)
 
     def complete(self, campaign: CampaignRecord) -> None:
-        """Every group the campaign found is open (or flaky) on its branch at its commit."""
+        """Every group the campaign found is open on its branch as of its commit."""
         now = self.clock()
         with self.database.transaction() as conn:
             for group_id, _signature, _harness in _found_groups(conn, campaign.id):
                 store.set_branch_status(
                     conn, group_id, campaign.branch, status="open", commit=campaign.commit,
-                    campaign_id=campaign.id, fixed=None, now=now,
+                    campaign_id=campaign.id, fixed=None, as_of=campaign.created_at, now=now,
                 )  # fmt: skip
 
-    def _submit(self, campaign: CampaignRecord, spec: TriageSpec, *, check: bool) -> bool:
+    def _submit(
+        self,
+        campaign: CampaignRecord,
+        spec: TriageSpec,
+        claim: Callable[[sa.Connection, TriageSpec], TriageSpec | None],
+    ) -> int:
+        """Claim, write and lease a job in one transaction, then send it; 1 if sent."""
         now = self.clock()
         with self.database.transaction() as conn:
-            if check and not store.record_check(conn, campaign.id, spec.group_id, spec.job_id, now):
-                return False
+            claimed = claim(conn, spec)
+            if claimed is None:
+                return 0
             leases.create_jobs(
                 conn,
                 [
                     leases.NewJob(
-                        id=spec.job_id,
+                        id=claimed.job_id,
                         queue=TRIAGE_QUEUE,
-                        spec=spec.to_json(),
+                        spec=claimed.to_json(),
                         max_attempts=self.timings.max_attempts,
                         campaign_id=campaign.id,
-                        harness=spec.harness,
+                        harness=claimed.harness,
                     )
                 ],
                 now=now,
             )
             lease = leases.dispatch(
-                conn, spec.job_id, expected_attempt=0, now=now,
+                conn, claimed.job_id, expected_attempt=0, now=now,
                 lease_seconds=max(self.timings.lease_seconds, self.timings.heartbeat_seconds * 3),
             )  # fmt: skip
         if lease is None:
-            return False
-        send_triage(self.broker, dataclasses.replace(spec, attempt=lease.attempt))
-        logger.info("dispatched %s (%s %s)", spec.job_id, spec.task.value, spec.group_id)
-        return True
+            return 0
+        # A lost send costs a lease period: the reconciler sends attempt 2.
+        send_triage(self.broker, dataclasses.replace(claimed, attempt=lease.attempt))
+        logger.info("dispatched %s (%s %s)", claimed.job_id, claimed.task.value, claimed.group_id)
+        return 1
 
-    def _anchor(self, conn: sa.Connection, group: store.GroupTriage) -> str | None:
+    def _anchor(self, conn: sa.Connection, group: store.GroupTriage) -> str:
         introduced = (group.introduced or {}).get("commit")
         if isinstance(introduced, str):
             return introduced
-        if group.crash_commit is not None:
-            return group.crash_commit
-        return store.first_commit(conn, group.id)
+        return group.crash_commit or store.first_commit(conn, group.id)
 
     def _harness(self, repo: str, commit: str, name: str) -> Harness | None:
         try:
             harnesses = self.registry.collection(repo, commit).harnesses
-        except Exception as exc:  # a commit that cannot be read is not worth a campaign
+        except (WorkerError, FuzzorchError) as exc:
             logger.warning("harnesses of %s at %s unreadable: %s", repo, commit, exc)
             return None
         return next((h for h in harnesses if h.name == name), None)
 
     def _link(self, conn: sa.Connection, group_id: str) -> None:
         """Link a group to the repository's groups with similar signatures."""
+        repo = sa.select(crash_groups.c.repo).where(crash_groups.c.id == group_id)
         rows = conn.execute(
-            sa.select(crash_groups.c.id, crash_groups.c.repo, crash_groups.c.kind,
-                      crash_groups.c.exception_type, crash_groups.c.frames)
-            .where(crash_groups.c.repo == sa.select(crash_groups.c.repo)
-                   .where(crash_groups.c.id == group_id).scalar_subquery())
+            sa.select(crash_groups.c.id, crash_groups.c.kind, crash_groups.c.exception_type,
+                      crash_groups.c.frames)
+            .where(crash_groups.c.repo == repo.scalar_subquery())
         ).all()  # fmt: skip
         shapes = {
             row.id: CrashShape(row.kind, row.exception_type, tuple(row.frames)) for row in rows
@@ -221,6 +271,18 @@ class Triage:
         mine = shapes.pop(group_id, None)
         if mine is not None:
             store.add_links(conn, group_id, links(mine, shapes), self.clock())
+
+
+def _crash_prefix(spec: TriageSpec) -> str:
+    return f"crashes/{spec.repo}/{harness_id(spec.harness)}/"
+
+
+def _verify_testcase(conn: sa.Connection, group: store.GroupTriage, spec: TriageSpec) -> str | None:
+    # A minimized atheris testcase replays the same way; a Hypothesis one is an
+    # example-database entry, so re-checks use the original buffer.
+    if spec.kind is HarnessKind.ATHERIS and group.minimized_key:
+        return group.minimized_key
+    return store.first_testcase(conn, group.id, prefix=_crash_prefix(spec))
 
 
 def _found_groups(conn: sa.Connection, campaign_id: str) -> list[tuple[str, str, str]]:
@@ -248,33 +310,58 @@ def record_triage_outcome(
     if outcome.commit != spec.commit:
         raise ValueError(f"triage outcome at {outcome.commit!r} for a job at {spec.commit!r}")
     if spec.task is TriageTask.ANALYZE:
-        measured = outcome.code in (TriageCode.OK, TriageCode.NOT_REPRODUCED)
-        store.record_analysis(
-            conn,
-            spec.group_id,
-            ok=outcome.code is TriageCode.OK,
-            detail=outcome.detail if outcome.code is not TriageCode.OK else None,
-            crash_commit=spec.commit,
-            reliability=outcome.reliability if measured else None,
-            minimized_key=_own_key(outcome.minimized_key, spec),
-            falsifying_example=outcome.falsifying_example,
-            introduced=outcome.introduced,
-            blame=outcome.blame,
-        )
+        _record_analysis(conn, spec, outcome)
         return
     if job.campaign_id is None:
         return
     campaign = get_campaign(conn, job.campaign_id)
-    result = outcome.code.value
-    if outcome.code is TriageCode.OK:
-        # Not reproduced without a fix range: it crashed at this very commit before.
-        fixed: Mapping[str, Any] | None = None if outcome.reproduced else outcome.fixed
-        result = "fixed" if fixed is not None else "open"
+    if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.TRIAGING):
+        # A late result (a dead-lettered job's): the campaign's summary is settled.
+        logger.info("ignoring the late re-check %s of %s", job.id, campaign.id)
+        return
+    result, fixed = _check_result(spec, outcome)
+    if result in ("open", "fixed"):
         store.set_branch_status(
             conn, spec.group_id, campaign.branch, status=result, commit=spec.commit,
-            campaign_id=campaign.id, fixed=fixed, now=now,
+            campaign_id=campaign.id, fixed=fixed, as_of=campaign.created_at, now=now,
         )  # fmt: skip
-    store.finish_check(conn, campaign.id, spec.group_id, result)
+    store.finish_check(conn, campaign.id, spec.group_id, result, fixed)
+
+
+def _check_result(spec: TriageSpec, outcome: TriageOutcome) -> tuple[str, Mapping[str, Any] | None]:
+    """What a re-check says: ``open``, ``fixed`` (with the range), or why it could not tell."""
+    if outcome.code is not TriageCode.OK:
+        return outcome.code.value, None
+    if outcome.reproduced:
+        return "open", None
+    # No fix range: it crashed at this very commit before. Too few runs for the crash's
+    # reliability: a miss is not proof. Either way it stays open.
+    if outcome.fixed is None or outcome.runs < runs_to_call_fixed(spec.reliability):
+        return "open", None
+    return "fixed", outcome.fixed
+
+
+def _record_analysis(conn: sa.Connection, spec: TriageSpec, outcome: TriageOutcome) -> None:
+    code = outcome.code
+    measured = code in (TriageCode.OK, TriageCode.NOT_REPRODUCED)
+    if measured:
+        state = "done"
+    elif code.passing:
+        state = "retry"
+    else:
+        state = "failed"
+    store.record_analysis(
+        conn,
+        spec.group_id,
+        state=state,
+        detail=outcome.detail,
+        crash_commit=spec.commit,
+        reliability=outcome.reliability if measured else None,
+        minimized_key=_own_key(outcome.minimized_key, spec),
+        falsifying_example=outcome.falsifying_example,
+        introduced=outcome.introduced,
+        blame=outcome.blame,
+    )
 
 
 def _own_key(key: str | None, spec: TriageSpec) -> str | None:
@@ -282,4 +369,5 @@ def _own_key(key: str | None, spec: TriageSpec) -> str | None:
     if key is None:
         return None
     prefix = f"minimized/{spec.repo}/{harness_id(spec.harness)}/"
-    return key if key.startswith(prefix) and len(key) == len(prefix) + 40 else None
+    name = key[len(prefix) :] if key.startswith(prefix) else ""
+    return key if _HEX40.fullmatch(name) else None

@@ -20,6 +20,7 @@ from harnesses.pytraceback import parse_crash
 from harnesses.signature import crash_signature, crash_title, relative_path
 from harnesses.stackdump import parse_stack_dump
 from workers.contract import CrashReport, Frame
+from workers.safefiles import read_regular
 from workers.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,10 @@ class CrashCollector:
         prefix_kind = artifact_kind(artifact.name)
         if prefix_kind is None:
             return None
-        data = artifact.read_bytes()[:MAX_TESTCASE_BYTES]
+        data = read_regular(artifact, MAX_TESTCASE_BYTES)
+        if data is None:  # a link or a FIFO the harness left: never follow it
+            logger.warning("ignoring artifact %s: not a regular file", artifact.name)
+            return None
         crash = describe(prefix_kind, detected, output)
         stack = tuple(
             Frame(relative_path(f.path, roots=self.roots), f.function, f.line) for f in crash.frames

@@ -84,6 +84,7 @@ def engine_run(
     extra_flags: Sequence[str] = (),
     shim_mode: Sequence[str] | None = None,
     writable: Sequence[Path] = (),
+    wall_s: float | None = None,
 ) -> EngineRun:
     """The command line and sandbox of one engine start.
 
@@ -91,6 +92,7 @@ def engine_run(
     files once each instead (libFuzzer's reproduction mode) and ``extra_flags`` go before
     them (``-minimize_crash_internal_step=1`` …). ``shim_mode`` replaces the Hypothesis
     shim's ``-- FLAGS`` tail (``--shrink TESTCASE OUT``, ``--replay-choices FILE``).
+    ``wall_s`` caps the sandbox's wall-clock limit (a single reproduction needs little).
     """
     timeout = int(options.timeout or DEFAULT_TIMEOUT_S)
     rss_limit = options.rss_limit_mb or DEFAULT_RSS_LIMIT_MB
@@ -114,6 +116,8 @@ def engine_run(
         tail = list(shim_mode) if shim_mode is not None else ["--", *flags]
         argv = [str(python), str(folders.shim), str(worktree), path, qualname, *tail]
     wall = (seconds if seconds is not None else 24 * 3600.0) + STOP_GRACE_S + timeout
+    if wall_s is not None:
+        wall = min(wall, wall_s)
     return EngineRun(
         argv=tuple(argv),
         limits=Limits(

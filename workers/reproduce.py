@@ -26,16 +26,25 @@ from harnesses.pytraceback import parse_crash
 from harnesses.signature import crash_signature, relative_path
 from workers.contract import Frame
 from workers.crashes import describe
-from workers.engine import RunFolders, engine_run, import_roots, prepare_folders
+from workers.engine import (
+    DEFAULT_TIMEOUT_S,
+    RunFolders,
+    engine_run,
+    import_roots,
+    prepare_folders,
+)
 from workers.engine_site import engine_site
 from workers.envcache import BuildFailure, Environment
 from workers.fuzzjob import WorkerCaches
+from workers.safefiles import write_new
 from workers.sandbox import RunResult
 from workers.triage_contract import TriageSpec
 
 MAX_PYPROJECT_BYTES = 1024 * 1024
 MAX_HARNESS_BYTES = 1024 * 1024
 MAX_OUTPUT_CHARS = 200_000
+START_GRACE_S = 60.0
+SHRINK_WALL_S = 300.0
 _PREFIX_FOR_EXIT = {EXIT_CRASH: "crash", EXIT_TIMEOUT: "timeout", EXIT_OOM: "oom"}
 
 
@@ -62,6 +71,13 @@ class Attempt:
     def matches(self, signature: str) -> bool:
         """Whether this run crashed with ``signature``."""
         return self.state is RunState.CRASHED and self.signature == signature
+
+
+@dataclass(frozen=True)
+class Unrunnable:
+    """The harness cannot be run at a commit, for a reason that is not the build."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -108,12 +124,16 @@ class Reproducer:
         return path
 
     @contextlib.contextmanager
-    def at(self, commit: str) -> Iterator[Target | BuildFailure]:
-        """A target at ``commit`` for the block, or why its environment could not be built."""
+    def at(self, commit: str) -> Iterator[Target | BuildFailure | Unrunnable]:
+        """A target at ``commit`` for the block, or why it cannot be run there."""
         spec = self.spec
         name = f"{spec.job_id}-{spec.attempt}-{commit[:12]}"
         with spec_checkout(self, commit, name) as worktree:
             transplanted = self._ensure_harness(worktree)
+            if isinstance(transplanted, Unrunnable):
+                self.log.append(f"--- {commit[:12]}: {transplanted.reason}")
+                yield transplanted
+                return
             install = self._install(worktree)
             if isinstance(install, BuildFailure):
                 yield install
@@ -134,11 +154,20 @@ class Reproducer:
 
     def run(self, target: Target, testcase: Path) -> Attempt:
         """Run ``testcase`` once at ``target``."""
-        return self._engine(target, inputs=(testcase,))
+        return self._engine(target, inputs=(testcase,), wall_s=self._one_run_wall())
 
     def replay_choices(self, target: Target, choices: Path) -> Attempt:
         """Replay a Hypothesis example saved by ``shrink`` (its example-database bytes)."""
-        return self._engine(target, shim_mode=("--replay-choices", str(choices)), inputs=(choices,))
+        return self._engine(
+            target,
+            shim_mode=("--replay-choices", str(choices)),
+            inputs=(choices,),
+            wall_s=self._one_run_wall(),
+        )
+
+    def _one_run_wall(self) -> float:
+        # One input's own timeout, plus the interpreter's and the harness's start-up.
+        return float(self.spec.options.timeout or DEFAULT_TIMEOUT_S) + START_GRACE_S
 
     def shrink(self, target: Target, testcase: Path, out: Path) -> tuple[Attempt, str]:
         """Shrink a Hypothesis crash through Hypothesis; returns the run and its output."""
@@ -149,11 +178,13 @@ class Reproducer:
             shim_mode=("--shrink", str(testcase), str(out)),
             inputs=(testcase,),
             writable=(out.parent,),
+            wall_s=SHRINK_WALL_S,
         )
         return attempt, attempt.output
 
     def minimize_step(self, target: Target, testcase: Path, out: Path, seed: int) -> bool:
-        """One libFuzzer crash-minimization step: True if it wrote a smaller crashing input."""
+        """One libFuzzer crash-minimization step: True if it wrote something at ``out``
+        (read it with ``read_regular``: the harness could have put a link there)."""
         out.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(out.parent, 0o755)
         out.unlink(missing_ok=True)
@@ -169,7 +200,7 @@ class Reproducer:
             seconds=10,
             writable=(out.parent,),
         )
-        return out.is_file() and out.stat().st_size < testcase.stat().st_size
+        return out.is_symlink() or out.exists()
 
     def _engine(
         self,
@@ -181,6 +212,7 @@ class Reproducer:
         runs: int | None = 1,
         seconds: float | None = None,
         writable: Sequence[Path] = (),
+        wall_s: float | None = None,
     ) -> Attempt:
         spec = self.spec
         run = engine_run(
@@ -200,6 +232,7 @@ class Reproducer:
             extra_flags=extra_flags,
             shim_mode=shim_mode,
             writable=writable,
+            wall_s=wall_s,
         )
         parser = OutputParser(artifact_prefix=f"{target.folders.artifacts}/")
         result = self.caches.sandbox.run(
@@ -253,10 +286,14 @@ class Reproducer:
             output=output,
         )
 
-    def _ensure_harness(self, worktree: Path) -> bool:
-        """Put the crash commit's harness file in place where the commit lacks it."""
+    def _ensure_harness(self, worktree: Path) -> bool | Unrunnable:
+        """Put the crash commit's harness file in place where the commit lacks it.
+
+        The tree comes from the repository, which may be hostile: a link at the harness's
+        path (or on the way to it) is refused, never written through.
+        """
         path = worktree / self.spec.path
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             return False
         if self._harness_source is None:
             self._harness_source = self.caches.workspaces.git.read_file(
@@ -265,13 +302,10 @@ class Reproducer:
                 self.spec.path,
                 max_bytes=MAX_HARNESS_BYTES,
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self._harness_source)
-        for folder in (path.parent, *path.parent.parents):
-            if folder == worktree.parent:
-                break
-            os.chmod(folder, 0o755)
-        os.chmod(path, 0o644)
+        try:
+            write_new(worktree, self.spec.path, self._harness_source)
+        except OSError as exc:
+            return Unrunnable(f"the harness cannot be put in place at this commit: {exc}")
         return True
 
     def _install(self, worktree: Path) -> tuple[str, ...] | BuildFailure | None:

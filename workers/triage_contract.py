@@ -11,6 +11,7 @@ crosses back into the trusted side, so ``from_json`` checks every field it reads
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,30 @@ class TriageCode(enum.StrEnum):
     NOT_REPRODUCED = "not_reproduced"  # analyze: the testcase never crashed the same way
     BUILD_FAILED = "build_failed"  # the environment at the job's commit could not be built
     STARTUP_FAILED = "startup_failed"  # the harness could not start at the job's commit
+    TIMED_OUT = "timed_out"  # the job's time budget ran out
     INFRA_ERROR = "infra_error"
+
+    @property
+    def passing(self) -> bool:
+        """A failure that says nothing about the crash: worth trying again later."""
+        return self in (TriageCode.TIMED_OUT, TriageCode.INFRA_ERROR)
+
+
+# How sure "does not reproduce" must be before a crash counts as fixed: the chance that a
+# crash reproducing with probability r hides in k runs is (1 - r) ** k.
+FIXED_MISS_CHANCE = 1e-3
+MIN_FIXED_RUNS = 3
+MAX_FIXED_RUNS = 30
+
+
+def runs_to_call_fixed(reliability: float | None) -> int:
+    """Runs without the crash that make "fixed" believable for this reliability."""
+    if reliability is None or reliability >= 1.0:
+        return MIN_FIXED_RUNS
+    if reliability <= 0.0:
+        return MAX_FIXED_RUNS
+    needed = math.ceil(math.log(FIXED_MISS_CHANCE) / math.log1p(-reliability))
+    return max(MIN_FIXED_RUNS, min(MAX_FIXED_RUNS, needed))
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,8 @@ class TriageSpec:
     introduced: str | None = None  # verify: the group's introducing commit, when known
     reliability: float | None = None  # verify: what analyze measured
     harness_commit: str | None = None  # where to take the harness file from (default: commit)
+    known_fix: Mapping[str, Any] | None = None  # verify: the fix already found on the branch
+    budget_s: float = 1800.0  # the whole job's time; what is left undone is reported
     attempt: int = 1
     campaign_id: str | None = None
 
@@ -83,6 +109,10 @@ class TriageSpec:
         if not 0 <= self.confirm_runs <= 10:
             raise ContractError(
                 f"triage job {self.job_id!r}: confirm_runs={self.confirm_runs!r} not in 0..10"
+            )
+        if not 10 <= self.budget_s <= 24 * 3600:
+            raise ContractError(
+                f"triage job {self.job_id!r}: budget_s={self.budget_s!r} not in 10..86400"
             )
         if not 1 <= self.history_limit <= 100_000:
             raise ContractError(
@@ -112,6 +142,8 @@ class TriageSpec:
             "introduced": self.introduced,
             "reliability": self.reliability,
             "harness_commit": self.harness_commit,
+            "known_fix": dict(self.known_fix) if self.known_fix is not None else None,
+            "budget_s": self.budget_s,
             "attempt": self.attempt,
             "campaign_id": self.campaign_id,
         }
@@ -134,14 +166,16 @@ class TriageSpec:
                 commit=_text(data, "commit"),
                 testcase_key=_text(data, "testcase_key"),
                 options=HarnessOptions.from_json(data.get("options") or {}),
-                runs=int(data.get("runs", 10)),
-                confirm_runs=int(data.get("confirm_runs", 2)),
-                history_limit=int(data.get("history_limit", 1024)),
+                runs=_int(data, "runs", 10),
+                confirm_runs=_int(data, "confirm_runs", 2),
+                history_limit=_int(data, "history_limit", 1024),
                 known_bad=tuple(str(s) for s in data.get("known_bad") or ()),
                 introduced=data.get("introduced"),
                 reliability=_number_or_none(data, "reliability"),
                 harness_commit=data.get("harness_commit"),
-                attempt=int(data.get("attempt", 1)),
+                known_fix=_range(data.get("known_fix"), "known_fix"),
+                budget_s=_number_or_none(data, "budget_s") or 1800.0,
+                attempt=_int(data, "attempt", 1),
                 campaign_id=data.get("campaign_id"),
             )
         except ContractError:
@@ -203,7 +237,7 @@ class TriageOutcome:
         """Parse and validate an outcome document (it comes from a worker)."""
         try:
             _schema(data)
-            runs, reproduced = int(data.get("runs", 0)), int(data.get("reproduced", 0))
+            runs, reproduced = _int(data, "runs", 0), _int(data, "reproduced", 0)
             if not 0 <= reproduced <= runs <= 10_000:
                 raise ContractError(f"reproduced={reproduced} of runs={runs} is impossible")
             commit = _text(data, "commit")
@@ -211,7 +245,7 @@ class TriageOutcome:
                 raise ContractError(f"commit {commit!r} is not a sha")
             return cls(
                 job_id=_text(data, "job_id"),
-                attempt=int(data["attempt"]),
+                attempt=_int(data, "attempt", None),
                 group_id=_text(data, "group_id"),
                 task=TriageTask(data["task"]),
                 code=TriageCode(data["code"]),
@@ -311,6 +345,13 @@ def _number_or_none(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ContractError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ContractError(f"{key} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _int(data: Mapping[str, Any], key: str, default: int | None) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ContractError(f"{key} must be a whole number 0..1000000, got {value!r}")
+    return value

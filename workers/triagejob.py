@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +29,30 @@ from workers.engine import import_roots
 from workers.envcache import BuildFailure
 from workers.errors import WorkerError
 from workers.fuzzjob import WorkerCaches
-from workers.reproduce import Attempt, Reproducer, RunState, Target
-from workers.triage_contract import TriageCode, TriageOutcome, TriageSpec, TriageTask
+from workers.reproduce import Attempt, Reproducer, RunState, Target, Unrunnable
+from workers.safefiles import read_regular
+from workers.triage_contract import (
+    TriageCode,
+    TriageOutcome,
+    TriageSpec,
+    TriageTask,
+    runs_to_call_fixed,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_LOG_BYTES = 1024 * 1024
 MAX_MINIMIZE_STEPS = 16
 MAX_MINIMIZE_MISSES = 3
+MINIMIZE_RESERVE_S = 300.0  # of a job's budget, kept for the bisection
 # A probe of a flaky crash runs until it reproduces, at most this often: the chance that a
 # crash reproducing with probability r stays hidden is (1 - r) ** runs.
 MAX_PROBE_RUNS = 5
 MISS_CHANCE = 0.05
+
+
+class _OutOfTime(Exception):
+    """The job's time budget is spent."""
 
 
 @dataclass
@@ -48,7 +61,14 @@ class _Job:
     caches: WorkerCaches
     repro: Reproducer
     testcase: Path
+    deadline: float
+    clock: Callable[[], float]
     transplanted: set[str] = field(default_factory=set)
+
+    def check_time(self) -> None:
+        """Stop the job's search when its budget is spent (checked between runs)."""
+        if self.clock() > self.deadline:
+            raise _OutOfTime(f"the triage job's budget of {self.spec.budget_s:g} s ran out")
 
     def probe_runs(self, reliability: float | None) -> int:
         """How many runs tell "does not reproduce" apart from bad luck."""
@@ -64,9 +84,12 @@ class _Job:
         runs = self.probe_runs(reliability)
 
         def probe(commit: str) -> ProbeResult:
+            self.check_time()
             with self.repro.at(commit) as target:
                 if isinstance(target, BuildFailure):
                     return ProbeResult(Verdict.SKIP, 0)
+                if isinstance(target, Unrunnable):
+                    return ProbeResult(Verdict.UNRUNNABLE, 1)
                 if target.transplanted:
                     self.transplanted.add(commit)
                 used, started = 0, False
@@ -82,9 +105,13 @@ class _Job:
 
 
 def run_triage(
-    spec: TriageSpec, caches: WorkerCaches, *, stop: threading.Event | None = None
+    spec: TriageSpec,
+    caches: WorkerCaches,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TriageOutcome:
-    """Run a triage job to its end and describe what it found."""
+    """Run a triage job to its end (or its budget's) and describe what it found."""
     run_dir = caches.root / "triage" / f"{spec.job_id}-{spec.attempt}"
     shutil.rmtree(run_dir, ignore_errors=True)
     log_key = f"logs/{spec.campaign_id or 'triage'}/{spec.job_id}-{spec.attempt}.txt"
@@ -92,9 +119,13 @@ def run_triage(
     try:
         repro = Reproducer(spec, caches, run_dir, stop=stop)
         data = caches.store.get(spec.testcase_key, max_bytes=MAX_TESTCASE_BYTES)
-        job = _Job(spec, caches, repro, repro.add_input("testcase", data))
+        job = _Job(
+            spec, caches, repro, repro.add_input("testcase", data), clock() + spec.budget_s, clock
+        )
         outcome = _analyze(job) if spec.task is TriageTask.ANALYZE else _verify(job)
         return _with(outcome, log_key=log_key)
+    except _OutOfTime as exc:
+        return _outcome(spec, TriageCode.TIMED_OUT, detail=str(exc), log_key=log_key)
     except WorkerError as exc:
         logger.warning("triage job %s: infrastructure failure: %s", spec.job_id, exc)
         return _outcome(spec, TriageCode.INFRA_ERROR, detail=str(exc)[:2000])
@@ -112,20 +143,28 @@ def _analyze(job: _Job) -> TriageOutcome:
     with repro.at(spec.commit) as target:
         if isinstance(target, BuildFailure):
             return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
-        attempts = [repro.run(target, job.testcase) for _ in range(spec.runs)]
+        if isinstance(target, Unrunnable):
+            return _outcome(spec, TriageCode.STARTUP_FAILED, detail=target.reason)
+        attempts = []
+        for _ in range(spec.runs):
+            job.check_time()
+            attempts.append(repro.run(target, job.testcase))
         matching = [a for a in attempts if a.matches(spec.signature)]
         if not matching:
             return _not_reproduced(spec, attempts)
         blame = _blame(job, target, matching[0])
         minimized, example = _minimize(job, target)
     reliability = len(matching) / len(attempts)
-    introduced = _introduction_json(job, find_introduction(
-        job.caches.workspaces.git.first_parent_history(
-            repro.mirror(), spec.commit, limit=spec.history_limit
-        ),
-        job.probe(reliability),
-        confirm_runs=spec.confirm_runs,
-    ))  # fmt: skip
+    history = job.caches.workspaces.git.first_parent_history(
+        repro.mirror(), spec.commit, limit=spec.history_limit
+    )
+    introduced: dict[str, Any] | None = None
+    detail = None
+    try:
+        found = find_introduction(history, job.probe(reliability), confirm_runs=spec.confirm_runs)
+        introduced = _introduction_json(job, found)
+    except _OutOfTime as exc:
+        detail = f"no regression range: {exc}"
     return _outcome(
         spec,
         TriageCode.OK,
@@ -135,6 +174,7 @@ def _analyze(job: _Job) -> TriageOutcome:
         falsifying_example=example,
         introduced=introduced,
         blame=blame,
+        detail=detail,
     )
 
 
@@ -157,12 +197,16 @@ def _not_reproduced(spec: TriageSpec, attempts: list[Attempt]) -> TriageOutcome:
 
 
 def _verify(job: _Job) -> TriageOutcome:
+    """Re-run at the commit; "fixed" only after enough runs for the crash's reliability."""
     spec, repro = job.spec, job.repro
     with repro.at(spec.commit) as target:
         if isinstance(target, BuildFailure):
             return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
+        if isinstance(target, Unrunnable):
+            return _outcome(spec, TriageCode.STARTUP_FAILED, detail=target.reason)
         attempts: list[Attempt] = []
-        for _ in range(max(job.probe_runs(spec.reliability), min(3, spec.runs))):
+        for _ in range(runs_to_call_fixed(spec.reliability)):
+            job.check_time()
             attempts.append(repro.run(target, job.testcase))
             if attempts[-1].matches(spec.signature):
                 return _outcome(spec, TriageCode.OK, runs=len(attempts), reproduced=1)
@@ -180,9 +224,12 @@ def _find_fix(job: _Job) -> dict[str, Any] | None:
     """
     spec, git = job.spec, job.caches.workspaces.git
     mirror = job.repro.mirror()
+    known = spec.known_fix
+    if known is not None and git.is_ancestor(mirror, str(known["commit"]), spec.commit):
+        return {**known, "steps": 0}  # fixed before, on this branch's history: no new search
     chain = git.first_parent_history(mirror, spec.commit, limit=spec.history_limit)
-    known = set(spec.known_bad)
-    start = next((i for i, sha in enumerate(chain) if sha in known), None)
+    known_bad = set(spec.known_bad)
+    start = next((i for i, sha in enumerate(chain) if sha in known_bad), None)
     probe = job.probe(spec.reliability)
     steps = 0
     if start is None:
@@ -296,26 +343,31 @@ def _top_repository_frame(
 
 
 def _minimize(job: _Job, target: Target) -> tuple[str | None, str | None]:
-    """Store a smaller testcase with the same signature; returns its key and, for a
-    Hypothesis test, the falsifying example as Hypothesis prints it."""
+    """Store the smallest testcase found with the same signature; returns its key and, for
+    a Hypothesis test, the falsifying example as Hypothesis prints it."""
     spec, repro = job.spec, job.repro
     if spec.kind is HarnessKind.HYPOTHESIS:
         out = repro.run_dir / "shrunk" / "choices"
         attempt, output = repro.shrink(target, job.testcase, out)
-        if not attempt.matches(spec.signature) or not out.is_file():
+        shrunk = read_regular(out, MAX_TESTCASE_BYTES)  # the harness could leave a link
+        if not attempt.matches(spec.signature) or shrunk is None:
             return None, None
         example = parse_shrink_output(output).falsifying_example
-        choices = repro.add_input("choices", out.read_bytes()[:MAX_TESTCASE_BYTES])
-        replay = repro.replay_choices(target, choices)
-        if not replay.matches(spec.signature):
+        choices = repro.add_input("choices", shrunk)
+        if not repro.replay_choices(target, choices).matches(spec.signature):
             return None, example
-        return _store_minimized(job, choices.read_bytes()), example
+        return _store_minimized(job, shrunk), example
     current, misses = job.testcase, 0
     for step in range(MAX_MINIMIZE_STEPS):
+        if job.clock() > job.deadline - MINIMIZE_RESERVE_S:
+            break  # keep time for the bisection
         out = repro.run_dir / "minimized" / "candidate"
         if not repro.minimize_step(target, current, out, seed=step + 1):
             break
-        candidate = repro.add_input(f"min-{step}", out.read_bytes())
+        smaller = read_regular(out, current.stat().st_size - 1)
+        if smaller is None:
+            break
+        candidate = repro.add_input(f"min-{step}", smaller)
         if repro.run(target, candidate).matches(spec.signature):
             current = candidate
             continue

@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 
+from harnesses.identity import harness_id
 from harnesses.model import Harness
+from harnesses.pytraceback import plain_text
 from orchestrator.cli.context import CliContext, context_of
 from orchestrator.cli.exitcodes import EXIT_GATE, EXIT_OK
 from orchestrator.cli.output import out, out_json, stderr, table
@@ -19,7 +21,7 @@ from orchestrator.store.repos import get_repo
 from workers.crashes import MAX_TESTCASE_BYTES
 from workers.envcache import BuildFailure
 from workers.gitrefs import validate_ref
-from workers.reproduce import Reproducer, RunState
+from workers.reproduce import Reproducer, RunState, Unrunnable
 from workers.triage_contract import TriageSpec, TriageTask
 
 app = typer.Typer(help="Inspect and triage crash groups.", no_args_is_help=True)
@@ -125,13 +127,17 @@ def reproduce(
                 raise UsageError(
                     f"the environment at {spec.commit[:12]} cannot be built: {target.reason}"
                 )
+            if isinstance(target, Unrunnable):
+                raise UsageError(f"cannot run at {spec.commit[:12]}: {target.reason}")
             if minimized and spec.kind.value == "hypothesis":
                 attempt = repro.replay_choices(target, testcase)
             else:
                 attempt = repro.run(target, testcase)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    stderr.print(attempt.output[-20_000:], markup=False, highlight=False)
+    # The harness's output is hostile bytes: no terminal escapes reach the user's terminal.
+    lines = attempt.output[-20_000:].splitlines()
+    stderr.print("\n".join(plain_text(line, 2000) for line in lines), markup=False, highlight=False)
     if attempt.state is RunState.NO_START:
         raise UsageError(f"the harness could not start at {spec.commit[:12]}")
     same = attempt.matches(spec.signature)
@@ -151,10 +157,13 @@ def _reproduction(
     with context.database().transaction() as conn:
         group = triage_store.group_triage(conn, grouping.get_group(conn, group_id).id)
         source = get_repo(conn, group.repo).source
-        key = group.minimized_key if minimized else triage_store.first_testcase(conn, group_id)
+        prefix = f"crashes/{group.repo}/{harness_id(group.harness)}/"
+        first = triage_store.first_testcase(conn, group_id, prefix=prefix)
+        key = group.minimized_key if minimized else first
         anchor = group.crash_commit or triage_store.first_commit(conn, group_id)
     if key is None:
-        raise NotFoundError(f"crash group {group_id!r} has no minimized testcase")
+        what = "minimized testcase" if minimized else f"testcase of harness {group.harness!r}"
+        raise NotFoundError(f"crash group {group_id!r} has no {what}")
     registry = context.registry()
     at = registry.resolve(group.repo, validate_ref(commit)) if commit else anchor
     harness = _harness(registry.collection(group.repo, anchor).harnesses, group.harness)

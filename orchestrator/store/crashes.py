@@ -13,13 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from orchestrator.identity import new_id
-from orchestrator.store.schema import (
-    campaign_checks,
-    campaigns,
-    crash_branch_status,
-    crash_groups,
-    crash_sightings,
-)
+from orchestrator.store.schema import campaign_checks, crash_groups, crash_sightings
 from orchestrator.store.sql import insert_ignoring_duplicates
 from orchestrator.store.triage import status_on
 from workers.contract import CrashReport
@@ -91,11 +85,14 @@ def record_sighting(conn: sa.Connection, crash: CrashReport, where: Sighting) ->
         ],
     )
     if not created:
-        group_id = conn.execute(
-            sa.select(crash_groups.c.id).where(
+        found = conn.execute(
+            sa.select(crash_groups.c.id, crash_groups.c.merged_into).where(
                 crash_groups.c.repo == where.repo, crash_groups.c.signature == crash.signature
             )
-        ).scalar_one()
+        ).one()
+        # A triager merged this signature into another group: that group carries the bug
+        # (and its status) from now on, so the sighting is its.
+        group_id = found.merged_into or found.id
     insert_ignoring_duplicates(
         conn,
         crash_sightings,
@@ -120,37 +117,34 @@ def record_sighting(conn: sa.Connection, crash: CrashReport, where: Sighting) ->
 
 
 def campaign_crashes(conn: sa.Connection, campaign_id: str) -> list[CampaignCrash]:
-    """Every group a campaign found or re-checked, with its status on the campaign's branch.
+    """Every group a campaign found or re-checked, with its status as that campaign saw it.
 
-    Found groups come first, by how early the campaign found them; then re-checked ones.
+    A group the campaign found crashed at its commit: open (or flaky, or a triager's
+    decision). A group it only re-checked has the re-check's result. Later campaigns on
+    the branch do not change what an earlier campaign's summary says. Found groups come
+    first, by how early the campaign found them; then re-checked ones.
     """
-    branch = conn.execute(
-        sa.select(campaigns.c.branch).where(campaigns.c.id == campaign_id)
-    ).scalar_one()
     found = _groups_with_sightings(conn, campaign_id, in_campaign=True)
+    checks = {
+        row.group_id: row
+        for row in conn.execute(
+            sa.select(campaign_checks).where(campaign_checks.c.campaign_id == campaign_id)
+        )
+    }
+    found_ids = {row.id for row in found}
     checked_ids = (
         sa.select(campaign_checks.c.group_id)
         .where(campaign_checks.c.campaign_id == campaign_id)
         .scalar_subquery()
     )
-    found_ids = {row.id for row in found}
     checked = [
         row
         for row in _groups_with_sightings(conn, campaign_id, in_campaign=False, only=checked_ids)
         if row.id not in found_ids
     ]
-    ids = [row.id for row in (*found, *checked)]
-    on_branch = {
-        row.group_id: row
-        for row in conn.execute(
-            sa.select(crash_branch_status).where(
-                crash_branch_status.c.group_id.in_(ids), crash_branch_status.c.branch == branch
-            )
-        )
-    }
     return [
-        _crash(row, campaign_id, on_branch.get(row.id), found=row.id in found_ids)
-        for row in (*found, *checked)
+        *(_crash(row, campaign_id, None) for row in found),
+        *(_crash(row, campaign_id, checks[row.id]) for row in checked),
     ]
 
 
@@ -192,11 +186,9 @@ def _groups_with_sightings(
     return list(conn.execute(query))
 
 
-def _crash(
-    row: sa.Row[Any], campaign_id: str, on_branch: sa.Row[Any] | None, *, found: bool
-) -> CampaignCrash:
-    branch_status = on_branch.status if on_branch is not None else None
-    status = status_on(row.status, branch_status)
+def _crash(row: sa.Row[Any], campaign_id: str, check: sa.Row[Any] | None) -> CampaignCrash:
+    found = check is None
+    status = status_on(row.status, None if check is None else check.result)
     return CampaignCrash(
         id=row.id,
         signature=row.signature,
@@ -215,7 +207,7 @@ def _crash(
         found=found,
         reliability=row.reliability,
         introduced=row.introduced,
-        fixed=on_branch.fixed if on_branch is not None and status == "fixed" else None,
+        fixed=check.fixed if check is not None and status == "fixed" else None,
         blame=row.blame,
         minimized_key=row.minimized_key,
         falsifying_example=row.falsifying_example,

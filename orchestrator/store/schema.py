@@ -201,6 +201,9 @@ crash_branch_status = sa.Table(
     sa.Column("commit", Sha, nullable=False),
     sa.Column("campaign_id", sa.String(64), nullable=True),
     sa.Column("fixed", sa.JSON, nullable=True),
+    # The creation time of the campaign that checked it: a late or older result never
+    # overwrites what a newer campaign on the branch found.
+    sa.Column("as_of", Epoch, nullable=False),
     sa.Column("updated_at", Epoch, nullable=False),
     sa.CheckConstraint("status IN ('open', 'fixed', 'flaky')", name="status"),
 )
@@ -213,7 +216,18 @@ campaign_checks = sa.Table(
     sa.Column("group_id", sa.ForeignKey("crash_groups.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("job_id", sa.String(64), nullable=False),
     sa.Column("result", sa.String(16), nullable=True),
+    sa.Column("fixed", sa.JSON, nullable=True),
     sa.Column("created_at", Epoch, nullable=False),
+)
+
+# Which triage jobs a campaign has planned: planning is retried until it is recorded here,
+# so a crash or a broker outage between a state change and the planning loses nothing.
+campaign_triage = sa.Table(
+    "campaign_triage",
+    metadata,
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("checks_planned_at", Epoch, nullable=True),
+    sa.Column("analysis_planned_at", Epoch, nullable=True),
 )
 
 # Likely duplicates: two groups of one repository with similar signatures (a < b).

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from orchestrator.store.schema import (
     campaign_checks,
+    campaign_triage,
     crash_branch_status,
     crash_groups,
     crash_links,
@@ -68,10 +69,17 @@ def groups_to_recheck(conn: sa.Connection, repo: str) -> list[GroupTriage]:
 
 
 def start_analysis(conn: sa.Connection, group_id: str) -> bool:
-    """Claim a group for analysis; False if it was analysed or claimed before."""
+    """Claim a group for analysis; False if it was analysed or claimed before.
+
+    A group whose last analysis failed for a passing reason (``retry``) can be claimed
+    again.
+    """
     result = conn.execute(
         sa.update(crash_groups)
-        .where(crash_groups.c.id == group_id, crash_groups.c.triage_state.is_(None))
+        .where(
+            crash_groups.c.id == group_id,
+            sa.or_(crash_groups.c.triage_state.is_(None), crash_groups.c.triage_state == "retry"),
+        )
         .values(triage_state="pending")
     )
     return result.rowcount == 1
@@ -81,7 +89,7 @@ def record_analysis(
     conn: sa.Connection,
     group_id: str,
     *,
-    ok: bool,
+    state: str,
     detail: str | None,
     crash_commit: str,
     reliability: float | None,
@@ -90,9 +98,12 @@ def record_analysis(
     introduced: Mapping[str, Any] | None,
     blame: Mapping[str, Any] | None,
 ) -> None:
-    """Store an analysis; a reliability below 0.5 makes an open group flaky (and back)."""
+    """Store an analysis (``state``: done, failed, or retry for a passing failure); a
+    reliability below 0.5 makes an open group flaky (and back)."""
+    if state not in ("done", "failed", "retry"):
+        raise ValueError(f"invalid triage state {state!r}")
     values: dict[str, Any] = {
-        "triage_state": "done" if ok else "failed",
+        "triage_state": state,
         "triage_detail": detail,
         "crash_commit": crash_commit,
         "reliability": reliability,
@@ -119,14 +130,20 @@ def set_branch_status(
     commit: str,
     campaign_id: str | None,
     fixed: Mapping[str, Any] | None,
+    as_of: float,
     now: float,
 ) -> None:
-    """Record a group's status on a branch as of ``commit`` (the newest check wins)."""
+    """Record a group's status on a branch as of ``commit``.
+
+    ``as_of`` is the checking campaign's creation time: the newest campaign's word wins,
+    whatever order results arrive in.
+    """
     values = {
         "status": status,
         "commit": commit,
         "campaign_id": campaign_id,
         "fixed": dict(fixed) if fixed is not None else None,
+        "as_of": as_of,
         "updated_at": now,
     }
     inserted = insert_ignoring_duplicates(
@@ -138,7 +155,7 @@ def set_branch_status(
             .where(
                 crash_branch_status.c.group_id == group_id,
                 crash_branch_status.c.branch == branch,
-                crash_branch_status.c.updated_at <= now,
+                crash_branch_status.c.as_of <= as_of,
             )
             .values(values)
         )
@@ -154,16 +171,18 @@ def branch_statuses(conn: sa.Connection, group_id: str) -> dict[str, Mapping[str
     }
 
 
-def status_on(group_status: str, branch_status: str | None) -> str:
-    """A group's status on a branch: a triager's decision, else the branch's, else the
-    group's own (open or flaky)."""
+def status_on(group_status: str, check: str | None) -> str:
+    """A group's status as one campaign saw it: a triager's decision, else ``fixed`` when
+    the campaign's re-check proved it, else the group's own (open or flaky).
+
+    ``check`` is None for a group the campaign found (it crashed there), else the
+    re-check's result; a re-check that could not tell (build failed …) leaves it open.
+    """
     if group_status in TRIAGER_STATUSES:
         return group_status
-    if branch_status == "fixed":
+    if check == "fixed":
         return "fixed"
-    if group_status == "flaky":
-        return "flaky"
-    return branch_status or group_status
+    return "flaky" if group_status == "flaky" else "open"
 
 
 def record_check(
@@ -187,12 +206,43 @@ def record_check(
     )
 
 
-def finish_check(conn: sa.Connection, campaign_id: str, group_id: str, result: str) -> None:
-    """Record what a re-check found (open, fixed, or why it could not tell)."""
+def finish_check(
+    conn: sa.Connection,
+    campaign_id: str,
+    group_id: str,
+    result: str,
+    fixed: Mapping[str, Any] | None = None,
+) -> None:
+    """Record what a re-check found (open, fixed with its range, or why it could not tell)."""
     conn.execute(
         sa.update(campaign_checks)
-        .where(campaign_checks.c.campaign_id == campaign_id, campaign_checks.c.group_id == group_id)
-        .values(result=result)
+        .where(
+            campaign_checks.c.campaign_id == campaign_id,
+            campaign_checks.c.group_id == group_id,
+            campaign_checks.c.result.is_(None),
+        )
+        .values(result=result, fixed=dict(fixed) if fixed is not None else None)
+    )
+
+
+def planned(conn: sa.Connection, campaign_id: str) -> tuple[bool, bool]:
+    """Whether a campaign's re-checks, and its analyses, have been planned."""
+    row = conn.execute(
+        sa.select(campaign_triage).where(campaign_triage.c.campaign_id == campaign_id)
+    ).one_or_none()
+    if row is None:
+        return False, False
+    return row.checks_planned_at is not None, row.analysis_planned_at is not None
+
+
+def mark_planned(conn: sa.Connection, campaign_id: str, what: str, now: float) -> None:
+    """Record that a campaign's ``checks`` or ``analysis`` jobs are planned."""
+    column = {"checks": "checks_planned_at", "analysis": "analysis_planned_at"}[what]
+    insert_ignoring_duplicates(conn, campaign_triage, [{"campaign_id": campaign_id}])
+    conn.execute(
+        sa.update(campaign_triage)
+        .where(campaign_triage.c.campaign_id == campaign_id)
+        .values({column: now})
     )
 
 
@@ -209,13 +259,29 @@ def known_bad_commits(conn: sa.Connection, group_id: str) -> list[str]:
     return sorted({*seen, *open_at})
 
 
-def first_testcase(conn: sa.Connection, group_id: str, campaign_id: str | None = None) -> str:
-    """The testcase of a group's first sighting (in one campaign, if given)."""
-    query = sa.select(crash_sightings.c.testcase_key).where(crash_sightings.c.group_id == group_id)
-    if campaign_id is not None:
-        query = query.where(crash_sightings.c.campaign_id == campaign_id)
-    key: str = conn.execute(query.order_by(crash_sightings.c.id).limit(1)).scalar_one()
-    return key
+def first_testcase(
+    conn: sa.Connection, group_id: str, *, prefix: str, campaign_id: str | None = None
+) -> str | None:
+    """The testcase of a group's first sighting under ``prefix`` (one harness's crashes),
+    preferring one campaign's sightings when given.
+
+    Two harnesses can crash the same way (harness frames are not in the signature): a
+    testcase only replays through the harness that found it.
+    """
+    query = sa.select(crash_sightings.c.testcase_key).where(
+        crash_sightings.c.group_id == group_id,
+        crash_sightings.c.testcase_key.startswith(prefix, autoescape=True),
+    )
+    for scoped in (
+        () if campaign_id is None else (crash_sightings.c.campaign_id == campaign_id,),
+        (),
+    ):
+        key: str | None = conn.execute(
+            query.where(*scoped).order_by(crash_sightings.c.id).limit(1)
+        ).scalar_one_or_none()
+        if key is not None:
+            return key
+    return None
 
 
 def first_commit(conn: sa.Connection, group_id: str) -> str:

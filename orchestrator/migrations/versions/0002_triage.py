@@ -1,4 +1,4 @@
-"""Triage: per-group triage results, per-branch status, re-checks and duplicate links.
+"""Triage: per-group results, per-branch status, re-checks, planning, duplicate links.
 
 Revision ID: 0002
 Revises: 0001
@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("commit", sa.String(length=40), nullable=False),
         sa.Column("campaign_id", sa.String(length=64), nullable=True),
         sa.Column("fixed", sa.JSON(), nullable=True),
+        sa.Column("as_of", sa.Float(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.CheckConstraint(
             "status IN ('open', 'fixed', 'flaky')", name=op.f("ck_crash_branch_status_status")
@@ -60,6 +61,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.String(length=64), nullable=False),
         sa.Column("job_id", sa.String(length=64), nullable=False),
         sa.Column("result", sa.String(length=16), nullable=True),
+        sa.Column("fixed", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
@@ -74,6 +76,19 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("campaign_id", "group_id", name=op.f("pk_campaign_checks")),
+    )
+    op.create_table(
+        "campaign_triage",
+        sa.Column("campaign_id", sa.String(length=64), nullable=False),
+        sa.Column("checks_planned_at", sa.Float(), nullable=True),
+        sa.Column("analysis_planned_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_triage_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_campaign_triage")),
     )
     op.create_table(
         "crash_links",
@@ -100,6 +115,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("crash_links")
+    op.drop_table("campaign_triage")
     op.drop_table("campaign_checks")
     op.drop_table("crash_branch_status")
     with op.batch_alter_table("crash_groups", schema=None) as batch_op:
