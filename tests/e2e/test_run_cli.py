@@ -103,11 +103,9 @@ def test_main_has_the_fix_and_passes_the_gate(example: tuple[Path, Path], tmp_pa
         "--json", str(out),
     )  # fmt: skip
     document = _summary(out, result)
-    # The release branch's bug was re-checked on main, where it no longer reproduces.
-    rechecked = [c for c in document["crashes"] if c["exception_type"] == "IndexError"]
-    assert [c["status"] for c in rechecked] == ["fixed"]
-    assert rechecked[0]["found_after_s"] is None
-    assert rechecked[0]["fixed"]["commit"]
+    # The release branch's bug entered on release/1.0 only: main's history does not hold its
+    # introducing commit, so main's campaign neither finds nor re-checks it.
+    assert all(c["exception_type"] != "IndexError" for c in document["crashes"])
     still_open = [c for c in document["crashes"] if c["status"] == "open"]
     assert result.returncode == (1 if still_open else 0)
 
