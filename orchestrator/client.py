@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -64,7 +65,49 @@ class Client:
 
     def show_repo(self, name: str) -> Any:
         """One repository."""
-        return self._call("GET", f"/api/v1/repos/{name}")
+        return self._call("GET", f"/api/v1/repos/{_part(name)}")
+
+    def policies(self, repo: str) -> Any:
+        """A repository's branch policies."""
+        return self._call("GET", f"/api/v1/repos/{_part(repo)}/policies")
+
+    def add_policy(self, repo: str, body: dict[str, Any]) -> Any:
+        """Add a branch policy."""
+        return self._call("POST", f"/api/v1/repos/{_part(repo)}/policies", json=body)
+
+    def remove_policy(self, repo: str, branch: str) -> Any:
+        """Remove the branch policy for a glob."""
+        return self._call(
+            "DELETE", f"/api/v1/repos/{_part(repo)}/policies", params={"branch": branch}
+        )
+
+    def new_secret(self, repo: str) -> Any:
+        """Generate a repository's webhook secret (shown once)."""
+        return self._call("POST", f"/api/v1/repos/{_part(repo)}/secret")
+
+    def crashes(self, params: dict[str, str]) -> Any:
+        """Crash groups, filtered."""
+        return self._call("GET", "/api/v1/crashes", params=params)
+
+    def crash(self, group_id: str) -> Any:
+        """One crash group."""
+        return self._call("GET", f"/api/v1/crashes/{_part(group_id)}")
+
+    def crash_status(self, group_id: str, status: str) -> Any:
+        """Set a crash group's status."""
+        return self._call(
+            "POST", f"/api/v1/crashes/{_part(group_id)}/status", json={"status": status}
+        )
+
+    def merge(self, into: str, duplicates: list[str]) -> Any:
+        """Mark groups as duplicates of ``into``."""
+        return self._call(
+            "POST", f"/api/v1/crashes/{_part(into)}/merge", json={"duplicates": duplicates}
+        )
+
+    def split(self, group_id: str) -> Any:
+        """Undo a merge."""
+        return self._call("POST", f"/api/v1/crashes/{_part(group_id)}/split")
 
     def start_campaign(self, body: dict[str, Any]) -> Any:
         """Start a campaign; the answer carries its id."""
@@ -77,8 +120,13 @@ class Client:
 
     def campaign(self, campaign_id: str) -> Any:
         """A campaign's status and summary."""
-        return self._call("GET", f"/api/v1/campaigns/{campaign_id}")
+        return self._call("GET", f"/api/v1/campaigns/{_part(campaign_id)}")
 
     def cancel(self, campaign_id: str) -> Any:
         """Cancel a campaign."""
-        return self._call("POST", f"/api/v1/campaigns/{campaign_id}/cancel")
+        return self._call("POST", f"/api/v1/campaigns/{_part(campaign_id)}/cancel")
+
+
+def _part(value: str) -> str:
+    """One path segment: a name cannot reach another route."""
+    return urllib.parse.quote(value, safe="")

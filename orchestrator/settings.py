@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from orchestrator.errors import SettingsError
+from orchestrator.secretbox import parse_key
 
 T = TypeVar("T")
 
@@ -115,6 +116,8 @@ class Settings:
     log_level: str
     fleet_slots: int = 0
     triage_runs: int = 10
+    secret_key: bytes | None = dataclasses.field(default=None, repr=False)
+    cookie_secure: bool = False
     build_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -184,6 +187,8 @@ class Settings:
             log_level=env.get("LOG_LEVEL", _log_level, default="INFO"),
             fleet_slots=env.get("FLEET_SLOTS", _slots, default=0),
             triage_runs=env.get("TRIAGE_RUNS", _runs, default=10),
+            secret_key=env.get("SECRET_KEY", parse_key, default=None, secret=True),
+            cookie_secure=env.get("COOKIE_SECURE", _bool, default=False),
             build_env={
                 name: value
                 for name, value in environ.items()

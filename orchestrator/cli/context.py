@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 import typer
 
 from orchestrator.adapters import make_git, open_object_store
@@ -14,7 +16,7 @@ from orchestrator.client import Client
 from orchestrator.errors import UsageError
 from orchestrator.registry import Registry
 from orchestrator.settings import Settings
-from orchestrator.store import repos
+from orchestrator.store import audit, repos
 from orchestrator.store.database import Database
 from workers.envcache import EnvironmentCache
 from workers.fuzzjob import WorkerCaches
@@ -110,6 +112,16 @@ class CliContext:
     def now(self) -> float:
         """The wall clock, as epoch seconds."""
         return time.time()
+
+    def audit(
+        self, conn: sa.Connection, action: str, target: str, detail: Mapping[str, object]
+    ) -> None:
+        """Record a state change made from the CLI on the store directly."""
+        audit.append(
+            conn,
+            audit.AuditEntry(actor="cli", action=action, at=self.now(), target=target,
+                             detail=dict(detail)),
+        )  # fmt: skip
 
     def close(self) -> None:
         """Release every adapter that was opened, and the harness uid if one was held."""

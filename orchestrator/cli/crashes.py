@@ -38,27 +38,34 @@ def list_(
 ) -> None:
     """Crash groups, newest first."""
     context = context_of(ctx)
-    context.require_embedded("crash list")
-    with context.database().transaction() as conn:
-        rows = grouping.list_groups(conn, repo=repo, status=status)
+    if not context.settings.embedded:
+        filters = {k: v for k, v in (("repo", repo), ("status", status)) if v is not None}
+        found: list[dict[str, Any]] = context.client().crashes(filters)
+    else:
+        with context.database().transaction() as conn:
+            rows = grouping.list_groups(conn, repo=repo, status=status)
+        found = [{"id": r.id, "repo": r.repo, "title": r.title, "status": r.status,
+                  "reliability": r.reliability, "harness": r.harness} for r in rows]  # fmt: skip
     if as_json:
-        out_json([{"id": r.id, "repo": r.repo, "title": r.title, "status": r.status,
-                   "reliability": r.reliability, "harness": r.harness} for r in rows])  # fmt: skip
+        out_json(found)
         return
     table(
         None,
         ["id", "repo", "status", "reliability", "title"],
-        [[r.id, r.repo, r.status, _reliability(r.reliability), r.title] for r in rows],
-    )
+        [[g["id"], g["repo"], g["status"], _reliability(g["reliability"]), g["title"]]
+         for g in found],
+    )  # fmt: skip
 
 
 @app.command("show")
 def show(ctx: typer.Context, group_id: str, as_json: bool = JSON_OPTION) -> None:
     """Everything known about one crash group: triage, per-branch status, sightings."""
     context = context_of(ctx)
-    context.require_embedded("crash show")
-    with context.database().transaction() as conn:
-        detail = grouping.group_detail(conn, group_id)
+    if not context.settings.embedded:
+        detail = context.client().crash(group_id)
+    else:
+        with context.database().transaction() as conn:
+            detail = grouping.group_detail(conn, group_id)
     if as_json:
         out_json(detail)
         return
@@ -73,9 +80,12 @@ def merge(
 ) -> None:
     """Mark groups as duplicates of another (they stop gating; the target carries the bug)."""
     context = context_of(ctx)
-    context.require_embedded("crash merge")
-    with context.database().transaction() as conn:
-        merged = grouping.merge(conn, sources, into)
+    if not context.settings.embedded:
+        merged = context.client().merge(into, sources)["merged"]
+    else:
+        with context.database().transaction() as conn:
+            merged = grouping.merge(conn, sources, into)
+            context.audit(conn, "crash.merge", into, {"duplicates": merged})
     out(f"merged {', '.join(merged)} into {into}")
 
 
@@ -83,9 +93,12 @@ def merge(
 def split(ctx: typer.Context, group_id: str) -> None:
     """Undo a merge: the group stands on its own again."""
     context = context_of(ctx)
-    context.require_embedded("crash split")
-    with context.database().transaction() as conn:
-        left = grouping.split(conn, group_id)
+    if not context.settings.embedded:
+        left = context.client().split(group_id)["split_from"]
+    else:
+        with context.database().transaction() as conn:
+            left = grouping.split(conn, group_id)
+            context.audit(conn, "crash.split", group_id, {"from": left})
     out(f"split {group_id} from {left}")
 
 
@@ -97,10 +110,13 @@ def status(
 ) -> None:
     """Set a group's status by hand (wontfix stops it from gating)."""
     context = context_of(ctx)
-    context.require_embedded("crash status")
-    with context.database().transaction() as conn:
-        grouping.set_status(conn, group_id, value)
-        current = grouping.get_group(conn, group_id).status
+    if not context.settings.embedded:
+        current = context.client().crash_status(group_id, value)["status"]
+    else:
+        with context.database().transaction() as conn:
+            grouping.set_status(conn, group_id, value)
+            current = grouping.get_group(conn, group_id).status
+            context.audit(conn, "crash.status", group_id, {"status": current})
     out(f"{group_id}: {current}")
 
 

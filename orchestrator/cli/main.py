@@ -18,6 +18,7 @@ from orchestrator.cli import (
     db,
     demo,
     fuzz,
+    policies,
     repos,
     run,
     service,
@@ -39,6 +40,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(repos.app, name="repo")
+repos.app.command("secret")(policies.secret)
+repos.app.add_typer(policies.policy_app, name="policy")
 app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(campaigns.app, name="campaign")

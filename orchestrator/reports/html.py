@@ -28,10 +28,15 @@ _environment = jinja2.Environment(
 )
 
 
+def render_report(summary: dict[str, Any]) -> str:
+    """The report's page, escaped throughout."""
+    return _environment.get_template("campaign.html").render(s=summary, csp=CSP)
+
+
 def write_report(summary: dict[str, Any], folder: Path) -> Path:
     """Write the report into ``folder``; return the path of its ``index.html``."""
     folder.mkdir(parents=True, exist_ok=True)
-    page = _environment.get_template("campaign.html").render(s=summary, csp=CSP)
+    page = render_report(summary)
     index = folder / "index.html"
     partial = folder / ".index.html.partial"
     partial.write_text(page, encoding="utf-8")

@@ -1,7 +1,9 @@
-"""The HTTP API under ``/api/v1``: repositories and campaigns, for the CLI client.
+"""The HTTP API under ``/api/v1``, for the CLI client, the web UI and forges' webhooks.
 
-Every route but ``/health`` needs a bearer token; reading needs any role, changing state
-needs ``admin``. Bad input gets a 4xx whose message names the value, never a 500.
+Every route but ``/health`` and the API docs needs a caller (``server.auth``): viewers read,
+triagers also change crash groups, admins everything. Bad input gets a 4xx whose message
+names the value, never a 500. Every state-changing call is written to the audit log (who,
+what, when, from where, and how it ended), refused ones included.
 """
 
 # No "from __future__ import annotations": FastAPI resolves the dependency annotations
@@ -9,24 +11,50 @@ needs ``admin``. Bad input gets a 4xx whose message names the value, never a 500
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+import dramatiq
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from harnesses.errors import HarnessError
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.errors import ConflictError, NotFoundError
-from orchestrator.identity import new_id
+from orchestrator.errors import ConflictError
 from orchestrator.registry import Registry
-from orchestrator.store import campaigns, repos, tokens
-from orchestrator.store.campaigns import CampaignStatus, FailOn
+from orchestrator.secretbox import SecretBox
+from orchestrator.server import (
+    routes_admin,
+    routes_campaigns,
+    routes_corpus,
+    routes_crashes,
+    routes_repos,
+    routes_webhooks,
+)
+from orchestrator.server.auth import Auth, actor_of
+from orchestrator.store import audit
 from orchestrator.store.database import Database
-from orchestrator.views import campaign_summary, collection_json, iso, repo_json
 from workers.errors import WorkerError
+from workers.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
+
+# The API answers JSON, files and the UI's pages: none of them needs a script from anywhere.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+# The interactive docs load their script and styles from a CDN; only they get this policy.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
@@ -38,66 +66,30 @@ class Services:
     dispatcher: Dispatcher
     clock: Callable[[], float]
     wake: Callable[[], None]
-
-
-class RepoIn(BaseModel):
-    """A repository to register."""
-
-    source: str = Field(min_length=1, max_length=2048)
-    name: str | None = Field(default=None, min_length=1, max_length=64)
-
-
-class CampaignIn(BaseModel):
-    """A campaign to start."""
-
-    repo: str = Field(min_length=1, max_length=64)
-    branch: str = Field(min_length=1, max_length=255)
-    duration: float = Field(default=600.0, ge=5, le=7 * 24 * 3600)
-    workers: int = Field(default=2, ge=1, le=1024)
-    fail_on: FailOn = FailOn.OPEN
-    priority: int = Field(default=0, ge=0, le=100)
+    objects: ObjectStore
+    broker: dramatiq.Broker
+    secret_box: SecretBox | None = None  # None: no FUZZORCH_SECRET_KEY, no webhook secrets
+    secure_cookies: bool = False  # set the Secure flag (behind HTTPS)
 
 
 def create_app(services: Services) -> FastAPI:
     """The FastAPI application."""
     app = FastAPI(title="fuzzorch", version="1", docs_url="/docs", redoc_url=None)
-
-    async def caller(request: Request) -> tokens.TokenRecord:
-        header = request.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-        with services.database.transaction() as conn:
-            record = tokens.verify_token(conn, secret.strip(), now=services.clock())
-        if record is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-        return record
-
-    def role(needed: tokens.Role) -> Callable[[tokens.TokenRecord], Awaitable[tokens.TokenRecord]]:
-        async def check(
-            who: Annotated[tokens.TokenRecord, Depends(caller)],
-        ) -> tokens.TokenRecord:
-            if not who.role.allows(needed):
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN, f"role {who.role.value!r} may not do this"
-                )
-            return who
-
-        return check
-
-    viewer = Depends(role(tokens.Role.VIEWER))
-    admin = Depends(role(tokens.Role.ADMIN))
+    auth = Auth(services.database, services.clock)
     _error_handlers(app)
+    _middleware(app, services)
 
-    @app.get("/health")
+    @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
         """Liveness and readiness: 200 once the server serves requests (no auth)."""
         return {"status": "ok"}
 
-    _repo_routes(app, services, viewer=viewer, admin=admin)
-    _campaign_routes(app, services, viewer=viewer, admin=admin, caller=caller)
+    routes_repos.register(app, services, auth)
+    routes_campaigns.register(app, services, auth)
+    routes_crashes.register(app, services, auth)
+    routes_corpus.register(app, services, auth)
+    routes_admin.register(app, services, auth)
+    routes_webhooks.register(app, services)
     return app
 
 
@@ -120,85 +112,39 @@ def _error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, answer)
 
 
-def _repo_routes(app: FastAPI, services: Services, *, viewer: Any, admin: Any) -> None:
-    @app.post("/api/v1/repos", status_code=201, dependencies=[admin])
-    def add_repo(body: RepoIn) -> dict[str, Any]:
-        """Register a repository and discover its harnesses at its head."""
-        registration = services.registry.add(body.source, name=body.name)
-        return {
-            **repo_json(registration.repo),
-            **collection_json(registration.collection, include_skipped=True),
-            "seeds": {"added": registration.seeds.added, "present": registration.seeds.present},
-        }
+def _middleware(app: FastAPI, services: Services) -> None:
+    @app.middleware("http")
+    async def audit_and_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        try:
+            response = await call_next(request)
+        except Exception:
+            logger.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
+        docs = request.url.path in ("/docs", "/docs/oauth2-redirect")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if docs:
+            response.headers["Content-Security-Policy"] = DOCS_POLICY
+        if request.method in UNSAFE_METHODS:
+            await run_in_threadpool(_audit, services, request, response.status_code)
+        return response
 
-    @app.get("/api/v1/repos", dependencies=[viewer])
-    def list_repos() -> list[dict[str, Any]]:
-        """Every registered repository."""
+
+def _audit(services: Services, request: Request, status_code: int) -> None:
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    entry = audit.AuditEntry(
+        actor=actor_of(request)[:128],
+        action=f"{request.method} {template}"[:64],
+        at=services.clock(),
+        target=request.url.path[:1024],
+        detail={"status": status_code, **dict(getattr(request.state, "audit", {}))},
+        remote_addr=request.client.host[:64] if request.client else None,
+    )
+    try:
         with services.database.transaction() as conn:
-            return [repo_json(r) for r in repos.list_repos(conn)]
-
-    @app.get("/api/v1/repos/{name}", dependencies=[viewer])
-    def show_repo(name: str) -> dict[str, Any]:
-        """One repository with the harnesses at its head."""
-        with services.database.transaction() as conn:
-            record = repos.get_repo(conn, name)
-        found = {}
-        if record.head_commit:
-            collection = services.registry.collection(name, record.head_commit)
-            found = collection_json(collection, include_skipped=True)
-        return {**repo_json(record), **found}
-
-
-def _campaign_routes(
-    app: FastAPI, services: Services, *, viewer: Any, admin: Any, caller: Any
-) -> None:
-    @app.post("/api/v1/campaigns", status_code=201, dependencies=[admin])
-    def start_campaign(
-        body: CampaignIn, who: Annotated[tokens.TokenRecord, Depends(caller)]
-    ) -> dict[str, Any]:
-        """Start a campaign on the head of a branch; answers at once with its id."""
-        commit = services.registry.resolve(body.repo, body.branch)
-        if not services.registry.collection(body.repo, commit).harnesses:
-            raise NotFoundError(f"no harness in {body.repo!r} at {body.branch}@{commit[:12]}")
-        with services.database.transaction() as conn:
-            record = campaigns.create_campaign(
-                conn, campaign_id=new_id("cmp"), repo=body.repo, branch=body.branch,
-                commit=commit, duration_s=body.duration, workers=body.workers,
-                fail_on=body.fail_on, priority=body.priority, now=services.clock(),
-                created_by=who.name,
-            )  # fmt: skip
-        services.dispatcher.start(record.id)
-        services.wake()
-        return {"id": record.id, "commit": commit, "status": CampaignStatus.RUNNING.value}
-
-    @app.get("/api/v1/campaigns", dependencies=[viewer])
-    def list_all(repo: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Campaigns, newest first."""
-        if not 1 <= limit <= 500:
-            raise ValueError(f"limit={limit!r} must be between 1 and 500")
-        with services.database.transaction() as conn:
-            found = campaigns.list_campaigns(conn, repo=repo, limit=limit)
-        return [
-            {"id": c.id, "repo": c.repo, "branch": c.branch, "commit": c.commit,
-             "status": c.status.value, "created_at": iso(c.created_at)}
-            for c in found
-        ]  # fmt: skip
-
-    @app.get("/api/v1/campaigns/{campaign_id}", dependencies=[viewer])
-    def show_campaign(campaign_id: str) -> dict[str, Any]:
-        """A campaign's status and its JSON summary as it stands now."""
-        with services.database.transaction() as conn:
-            record = campaigns.get_campaign(conn, campaign_id)
-        document = campaign_summary(
-            services.database, services.registry, record, report=f"/api/v1/campaigns/{record.id}"
-        )
-        return {"finished": record.status.finished, "fail_on": record.fail_on.value,
-                "summary": document}  # fmt: skip
-
-    @app.post("/api/v1/campaigns/{campaign_id}/cancel", dependencies=[admin])
-    def cancel_campaign(campaign_id: str) -> dict[str, Any]:
-        """Cancel a campaign and its unfinished jobs."""
-        with services.database.transaction() as conn:
-            campaigns.get_campaign(conn, campaign_id)
-        cancelled = services.dispatcher.cancel(campaign_id)
-        return {"id": campaign_id, "cancelled": cancelled}
+            audit.append(conn, entry)
+    except Exception:  # the answer has gone out; say loudly that its record did not
+        logger.exception("could not write the audit entry for %s", entry.action)

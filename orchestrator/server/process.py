@@ -6,16 +6,18 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dramatiq
 import uvicorn
 
 from orchestrator.adapters import make_git, open_object_store
 from orchestrator.broker import make_broker
+from orchestrator.deliveries import start_pushed_campaigns
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.ingest import Ingest, declare_ingest_actor
 from orchestrator.registry import Registry
+from orchestrator.secretbox import SecretBox
 from orchestrator.server.app import Services, create_app
 from orchestrator.settings import Settings
 from orchestrator.store.database import Database
@@ -29,9 +31,15 @@ INGEST_THREADS = 4
 class DispatchLoop:
     """Runs ``Dispatcher.tick`` every reconcile period, or sooner when woken."""
 
-    def __init__(self, dispatcher: Dispatcher, period: float) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        period: float,
+        tasks: tuple[Callable[[], object], ...] = (),
+    ) -> None:
         self.dispatcher = dispatcher
         self.period = period
+        self.tasks = tasks  # run after each tick (webhook deliveries)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -52,10 +60,11 @@ class DispatchLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.dispatcher.tick()
-            except Exception:  # one bad tick must not stop the service
-                logger.exception("dispatcher tick failed")
+            for step in (self.dispatcher.tick, *self.tasks):
+                try:
+                    step()
+                except Exception:  # one bad tick must not stop the service
+                    logger.exception("dispatcher step %s failed", getattr(step, "__name__", step))
             self._wake.wait(self.period)
             self._wake.clear()
 
@@ -81,11 +90,19 @@ def running_services(settings: Settings) -> Iterator[Services]:
         database, broker, registry, settings.timings, time.time,
         fleet_slots=settings.fleet_slots, triage_runs=settings.triage_runs,
     )  # fmt: skip
-    loop = DispatchLoop(dispatcher, settings.timings.reconcile_seconds)
+
+    def pushed() -> int:
+        return start_pushed_campaigns(database, registry, dispatcher, time.time)
+
+    loop = DispatchLoop(dispatcher, settings.timings.reconcile_seconds, (pushed,))
     consumer.start()
     loop.start()
     try:
-        yield Services(database, registry, dispatcher, time.time, loop.wake)
+        yield Services(
+            database, registry, dispatcher, time.time, loop.wake, objects=objects, broker=broker,
+            secret_box=SecretBox(settings.secret_key) if settings.secret_key else None,
+            secure_cookies=settings.cookie_secure,
+        )  # fmt: skip
     finally:
         loop.stop()
         consumer.stop()

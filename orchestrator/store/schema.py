@@ -281,3 +281,44 @@ audit_log = sa.Table(
     sa.Column("remote_addr", sa.String(64), nullable=True),
     sa.Index(None, "at"),
 )
+
+
+# A web UI login: the cookie holds a random secret, the store its sha256; the session acts
+# with its token's role, and dies with it (revocation) or at its expiry.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("expires_at", Epoch, nullable=False),
+)
+
+# A repository's webhook secret, sealed with the server key (verification needs the plain
+# secret, so a hash would not do).
+repo_secrets = sa.Table(
+    "repo_secrets",
+    metadata,
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sealed", sa.Text, nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+)
+
+# Every webhook delivery once (forges redeliver with the same id), and what came of it.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("forge", sa.String(16), primary_key=True),
+    sa.Column("delivery", sa.String(128), primary_key=True),
+    sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("commit", Sha, nullable=False),
+    sa.Column("policy_id", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("received_at", Epoch, nullable=False),
+    sa.CheckConstraint("state IN ('queued', 'started', 'ignored', 'failed')", name="state"),
+    sa.Index(None, "state", "received_at"),
+)

@@ -8,6 +8,8 @@ lease and re-dispatch mechanisms run within the test.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -26,6 +28,7 @@ import jsonschema
 import pytest
 
 from orchestrator.demo import DEMO_BRANCH, build_example
+from orchestrator.secretbox import generate_key
 from tests.support.seaweed import S3ServerInfo
 from tests.support.services import temporary_postgres_database
 from workers.git import Git
@@ -118,6 +121,7 @@ def running_fleet(
             "FUZZORCH_STORAGE_URL": f"s3://{s3_server.access_key}:{s3_server.secret_key}"
             f"@{s3_server.endpoint}/{bucket}?secure=false",
             "FUZZORCH_ALLOW_LOCAL_REPOS": "1",
+            "FUZZORCH_SECRET_KEY": generate_key(),
         }
         fleet = Fleet(tmp_path, env)
         server_env = {**env, "FUZZORCH_HOME": str(tmp_path / "server")}
@@ -188,19 +192,55 @@ def _wait(fleet: Fleet, campaign_id: str, out: Path) -> tuple[int, Any]:
     return waited.returncode, document
 
 
-def test_a_campaign_runs_on_the_fleet(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_signed_push_starts_a_campaign_that_the_workers_run(fleet: Fleet, tmp_path: Path) -> None:
     source = build_example(tmp_path / "src", Git(allow_local=True))
-    campaign_id = _campaign(fleet, source, duration=25)
+    assert fleet.cli("repo", "add", str(source)).returncode == 0
+    secret = fleet.cli("repo", "secret", "csvlite").stdout.strip()
+    policy = fleet.cli("repo", "policy", "add", "csvlite", "--branch", "release/*",
+                       "--duration", "25", "--workers", "2")  # fmt: skip
+    assert policy.returncode == 0, policy.stderr
+    commit = Git(allow_local=True).resolve(source / ".git", DEMO_BRANCH)
+    body = json.dumps({"ref": f"refs/heads/{DEMO_BRANCH}", "after": commit, "deleted": False,
+                       "repository": {"full_name": "team/csvlite", "clone_url": str(source)}}
+                      ).encode()  # fmt: skip
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    answer = httpx.post(
+        f"{fleet.url}/api/v1/webhooks/github?repo=csvlite", content=body, timeout=10,
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "fleet-1",
+                 "X-Hub-Signature-256": f"sha256={signature}"},
+    )  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    campaign_id = _pushed_campaign(fleet)
     code, document = _wait(fleet, campaign_id, tmp_path / "summary.json")
     assert document["campaign"]["status"] == "done"
+    assert (document["campaign"]["branch"], document["campaign"]["commit"]) == (DEMO_BRANCH, commit)
     assert code == 1  # the bug is open on the release branch: the gate fails
     titles = {c["title"] for c in document["crashes"]}
     assert "IndexError in parse_line (csvlite/reader.py)" in titles
     # Both workers took jobs (each announces itself as host:pid in the attempts).
     logs = [(tmp_path / f"worker-{i}.log").read_text() for i in (0, 1)]
     assert all("thread(s) on fuzz" in log for log in logs)
-    listed = fleet.cli("campaign", "list", "--json")
-    assert campaign_id in {c["id"] for c in json.loads(listed.stdout)}
+    # The metrics reflect the finished campaign.
+    metrics = httpx.get(f"{fleet.url}/metrics", timeout=10,
+                        headers={"Authorization": f"Bearer {fleet.token}"}).text  # fmt: skip
+    assert 'fuzzorch_campaigns{status="done"} 1' in metrics
+    executions = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('fuzzorch_executions_total{repo="csvlite"}')
+    )
+    assert float(executions.split()[-1]) > 1000
+    assert 'fuzzorch_crash_groups{repo="csvlite",status="open"}' in metrics
+
+
+def _pushed_campaign(fleet: Fleet) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = json.loads(fleet.cli("campaign", "list", "--json").stdout)
+        if listed:
+            return str(listed[0]["id"])
+        time.sleep(0.5)
+    raise AssertionError("no campaign started: " + (fleet.root / "server.log").read_text()[-3000:])
 
 
 def test_a_worker_killed_mid_job_costs_time_not_results(fleet: Fleet, tmp_path: Path) -> None:

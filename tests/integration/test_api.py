@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 
-from orchestrator.dispatcher import Dispatcher
-from orchestrator.registry import Registry
 from orchestrator.server.app import Services, create_app
-from orchestrator.settings import Timings
-from orchestrator.store import tokens
 from orchestrator.store.database import Database
 from tests.support import fixture_repos
-from workers.git import Git
-from workers.queue import FUZZ_QUEUE
-from workers.storage.memory import MemoryObjectStore
+from tests.support.api import build_services
 
 
 def _services(tmp_path: Path, *, allow_local: bool) -> tuple[Services, dict[str, str]]:
     database = Database.open(f"sqlite:///{tmp_path / 'api.db'}", upgrade=True)
-    registry = Registry(
-        database, MemoryObjectStore(), Git(allow_local=allow_local), tmp_path / "git",
-        allow_local=allow_local, clock=time.time,
-    )  # fmt: skip
-    broker = StubBroker()
-    broker.declare_queue(FUZZ_QUEUE)
-    dispatcher = Dispatcher(database, broker, registry, Timings(), time.time)
-    secrets = {}
-    with database.transaction() as conn:
-        for role in tokens.Role:
-            _record, secrets[role.value] = tokens.create_token(
-                conn, role=role, name=role.value, now=time.time()
-            )
-    return Services(database, registry, dispatcher, time.time, lambda: None), secrets
+    return build_services(tmp_path, database, allow_local=allow_local)
 
 
 @pytest.fixture
