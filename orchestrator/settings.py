@@ -187,7 +187,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", _log_level, default="INFO"),
             fleet_slots=env.get("FLEET_SLOTS", _slots, default=0),
             triage_runs=env.get("TRIAGE_RUNS", _runs, default=10),
-            secret_key=env.get("SECRET_KEY", parse_key, default=None, secret=True),
+            secret_key=env.get("SECRET_KEY", _key_or_none, default=None, secret=True),
             cookie_secure=env.get("COOKIE_SECURE", _bool, default=False),
             build_env={
                 name: value
@@ -256,6 +256,11 @@ def _slots(raw: str) -> int:
     if not raw.isdigit() or int(raw) > 100_000:
         raise ValueError("expected a whole number of worker slots, 0 (off) to 100000")
     return int(raw)
+
+
+def _key_or_none(raw: str) -> bytes | None:
+    # Compose files pass "" for "not set".
+    return parse_key(raw) if raw else None
 
 
 def _runs(raw: str) -> int:

@@ -111,3 +111,16 @@ ensure_bubblewrap() {
   echo "bubblewrap is not installed: apt-get install bubblewrap" >&2
   return 1
 }
+
+ensure_chromium() {
+  # The web UI test drives Debian's chromium through Playwright (browser downloads by test
+  # tools fail here). As root we install it; otherwise we say how.
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (apt-get)" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    return 0
+  fi
+  echo "chromium is not installed: apt-get install chromium" >&2
+  return 1
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -15,6 +16,7 @@ from orchestrator.cli.exitcodes import EXIT_GATE, EXIT_OK
 from orchestrator.cli.output import out, out_json, stderr, table
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.identity import new_id
+from orchestrator.regression import default_test_path, regression_test
 from orchestrator.store import grouping
 from orchestrator.store import triage as triage_store
 from orchestrator.store.repos import get_repo
@@ -165,6 +167,55 @@ def reproduce(
         verdict = "crashed another way"
     out(f"{verdict} at {spec.commit[:12]}")
     raise typer.Exit(EXIT_GATE if attempt.state is RunState.CRASHED else EXIT_OK)
+
+
+@app.command("export-test")
+def export_test(
+    ctx: typer.Context,
+    group_id: str,
+    out_path: Path | None = typer.Option(
+        None,
+        "--out",
+        help="file to write (default: tests/fuzzorch/test_crash_<id>.py; - for stdout)",
+    ),
+) -> None:
+    """Write a pytest regression test that fails while the crash reproduces: it replays the
+    (minimized) testcase through the atheris harness, or the falsifying example through the
+    Hypothesis test, so the ordinary test run catches the bug coming back."""
+    context = context_of(ctx)
+    context.require_embedded("crash export-test")
+    with context.database().transaction() as conn:
+        row = grouping.get_group(conn, group_id)
+        group = triage_store.group_triage(conn, row.id)
+        first = triage_store.first_testcase(
+            conn, group_id, prefix=f"crashes/{group.repo}/{harness_id(group.harness)}/"
+        )
+        anchor = group.crash_commit or triage_store.first_commit(conn, group_id)
+    if row.kind not in ("exception", "exit"):
+        raise UsageError(
+            f"crash group {group_id!r} is a {row.kind}: a unit test cannot catch it coming "
+            "back (it would hang or end the test run); reproduce it with 'crash reproduce'"
+        )
+    harness = _harness(context.registry().collection(group.repo, anchor).harnesses, group.harness)
+    # A Hypothesis group's minimized testcase is an example-database entry, which
+    # fuzz_one_input cannot replay: the original buffer is the fallback there.
+    atheris = harness.kind.value == "atheris"
+    key = group.minimized_key if atheris and group.minimized_key else first
+    if key is None:
+        raise NotFoundError(f"crash group {group_id!r} has no testcase of {group.harness!r}")
+    source = regression_test(
+        kind=harness.kind, harness=harness.name, path=harness.path,
+        testcase=context.objects().get(key, max_bytes=MAX_TESTCASE_BYTES),
+        falsifying_example=group.falsifying_example, group_id=group.id, title=row.title,
+        signature=group.signature,
+    )  # fmt: skip
+    if out_path is not None and str(out_path) == "-":
+        out(source.rstrip("\n"))
+        return
+    target = out_path or Path(default_test_path(group.id))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(source, encoding="utf-8")
+    out(str(target))
 
 
 def _reproduction(

@@ -19,6 +19,7 @@ from orchestrator.cli import (
     demo,
     fuzz,
     policies,
+    report,
     repos,
     run,
     service,
@@ -46,6 +47,7 @@ app.add_typer(repos.harness_app, name="harness")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(campaigns.app, name="campaign")
 app.add_typer(crashes.app, name="crash")
+app.command("report")(report.report)
 app.command("fuzz")(fuzz.fuzz)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)

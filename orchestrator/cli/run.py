@@ -18,10 +18,10 @@ from orchestrator.cli.output import out, stderr
 from orchestrator.embedded import embedded_service
 from orchestrator.errors import NotFoundError
 from orchestrator.identity import new_id
-from orchestrator.reports.html import write_report
+from orchestrator.reports.build import write_report
 from orchestrator.store import campaigns, crashes, leases
 from orchestrator.store.campaigns import CampaignRecord, CampaignStatus, FailOn
-from orchestrator.summary import gate_fails, harness_summaries, summary
+from orchestrator.summary import gate_fails, harness_summaries
 from workers.gitrefs import validate_ref
 from workers.queue import FUZZ_QUEUE
 
@@ -60,8 +60,7 @@ def run(
         markup=False,
     )
     finished = _fuzz(context, campaign, {h.name: h.kind.value for h in harnesses})
-    kinds = {h.name: h.kind.value for h in harnesses}
-    document, failed = _finish(context, finished, kinds, fail_on_flaky=fail_on_flaky)
+    document, failed = _finish(context, finished, fail_on_flaky=fail_on_flaky)
     if json_path is not None:
         json_path.write_text(json.dumps(document, indent=2) + "\n")
     for crash in document["crashes"]:
@@ -127,14 +126,13 @@ def _progress(
 
 
 def _finish(
-    context: CliContext, campaign: CampaignRecord, kinds: dict[str, str], *, fail_on_flaky: bool
+    context: CliContext, campaign: CampaignRecord, *, fail_on_flaky: bool
 ) -> tuple[dict[str, Any], bool]:
     with context.database().transaction() as conn:
-        jobs = leases.campaign_jobs(conn, campaign.id)
         seen = crashes.campaign_crashes(conn, campaign.id)
     folder = context.settings.home / "reports" / campaign.id
-    document = summary(campaign, harness_summaries(kinds, jobs, seen), seen, report=None)
-    index = folder / "index.html"
+    index, document = write_report(
+        context.database(), context.registry(), context.objects(), campaign.id, folder
+    )
     document["report"] = str(index)
-    write_report(document, folder)
     return document, gate_fails(campaign.fail_on, seen, fail_on_flaky=fail_on_flaky)

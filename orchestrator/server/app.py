@@ -29,6 +29,7 @@ from orchestrator.server import (
     routes_crashes,
     routes_repos,
     routes_webhooks,
+    ui,
 )
 from orchestrator.server.auth import Auth, actor_of
 from orchestrator.store import audit
@@ -90,6 +91,7 @@ def create_app(services: Services) -> FastAPI:
     routes_corpus.register(app, services, auth)
     routes_admin.register(app, services, auth)
     routes_webhooks.register(app, services)
+    ui.register(app, services, auth)
     return app
 
 

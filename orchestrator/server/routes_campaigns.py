@@ -1,8 +1,6 @@
 """Routes: campaigns (start, list, status for waiting, cancel), their jobs and reports."""
 
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
-import enum
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
@@ -10,10 +8,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from orchestrator.launch import launch_campaign
-from orchestrator.reports.html import render_report
+from orchestrator.reports.build import ReportFormat, export
+from orchestrator.reports.html import SERVER_URLS, render
 from orchestrator.server.auth import Auth, Principal
 from orchestrator.store import campaigns, leases
 from orchestrator.store.campaigns import CampaignStatus, FailOn
+from orchestrator.ui.model import campaign_page
 from orchestrator.views import campaign_summary, iso
 from workers.gitrefs import validate_ref
 
@@ -30,13 +30,6 @@ class CampaignIn(BaseModel):
     workers: int = Field(default=2, ge=1, le=1024)
     fail_on: FailOn = FailOn.OPEN
     priority: int = Field(default=0, ge=0, le=100)
-
-
-class ReportFormat(enum.StrEnum):
-    """The formats a report is served in."""
-
-    JSON = "json"
-    HTML = "html"
 
 
 def register(app: FastAPI, services: "Services", auth: Auth) -> None:
@@ -79,7 +72,7 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
             record = campaigns.get_campaign(conn, campaign_id)
         document = campaign_summary(
             services.database, services.registry, record,
-            report=f"/api/v1/campaigns/{record.id}/report?format=html",
+            report=f"/campaigns/{record.id}",
         )  # fmt: skip
         return {"finished": record.status.finished, "fail_on": record.fail_on.value,
                 "summary": document}  # fmt: skip
@@ -114,13 +107,15 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
         tags=["campaigns"], response_model=None,
     )  # fmt: skip
     def report(campaign_id: str, format: ReportFormat = ReportFormat.JSON) -> Response:
-        """The campaign's report: the JSON summary or the HTML page."""
-        with services.database.transaction() as conn:
-            record = campaigns.get_campaign(conn, campaign_id)
-        document = campaign_summary(
-            services.database, services.registry, record,
-            report=f"/api/v1/campaigns/{record.id}/report?format=html",
-        )  # fmt: skip
+        """The campaign's report: the JSON summary, Markdown, SARIF 2.1.0 or the HTML page."""
+        here = f"/campaigns/{campaign_id}"
         if format is ReportFormat.HTML:
-            return HTMLResponse(render_report(document))
-        return Response(json.dumps(document, indent=2), media_type="application/json")
+            model = campaign_page(services.database, services.registry, campaign_id, report=here)
+            return HTMLResponse(render("campaign.html", urls=SERVER_URLS, p=model))
+        text = export(services.database, services.registry, campaign_id, format, report=here)
+        media = {
+            ReportFormat.JSON: "application/json",
+            ReportFormat.MD: "text/markdown; charset=utf-8",
+            ReportFormat.SARIF: "application/sarif+json",
+        }[format]
+        return Response(text, media_type=media)

@@ -22,7 +22,9 @@ from workers.corpus import add_units, corpus_prefix
 if TYPE_CHECKING:
     from orchestrator.server.app import Services
 
-LIMITS = TarLimits()
+# One upload is held in memory while it is validated: keep it well below the defaults.
+LIMITS = TarLimits(max_archive_bytes=64 * 1024 * 1024, max_total_bytes=256 * 1024 * 1024)
+_TOO_LARGE = {"max_archive_bytes", "max_total_bytes", "max_members"}
 MAX_DOWNLOAD_UNITS = 200_000
 
 
@@ -79,7 +81,8 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
         try:
             units = await run_in_threadpool(read_corpus_tar, io.BytesIO(bytes(body)), LIMITS)
         except TarRefused as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+            code = 413 if exc.rule in _TOO_LARGE else status.HTTP_400_BAD_REQUEST
+            raise HTTPException(code, str(exc)) from None
         stats = await run_in_threadpool(
             add_units, services.objects, prefix, units, max_unit_bytes=LIMITS.max_unit_bytes
         )

@@ -150,3 +150,38 @@ def test_the_hypothesis_bug_keeps_its_falsifying_example(
     assert "test_ratio_is_a_number(" in document["falsifying_example"]
     assert "b=0" in document["falsifying_example"]
     assert document["minimized"] is not None
+
+
+def test_every_report_format_comes_out_of_fuzzorch_report(
+    history: tuple[Path, Path, dict[str, str]], campaigns: dict[str, Any], tmp_path: Path
+) -> None:
+    _source, home, shas = history
+    campaign_id = campaigns["main"]["summary"]["campaign"]["id"]
+    sarif_schema = json.loads(
+        (Path(__file__).parents[1] / "data/sarif-schema-2.1.0.json").read_text()
+    )
+    outputs = {}
+    for fmt, name in (("json", "s.json"), ("md", "s.md"), ("sarif", "s.sarif")):
+        result = fuzzorch(home, "report", campaign_id, "--format", fmt, "--out",
+                          str(tmp_path / name))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        outputs[fmt] = (tmp_path / name).read_text()
+    jsonschema.validate(json.loads(outputs["json"]), SCHEMA)
+    sarif = json.loads(outputs["sarif"])
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {
+        c["signature"] for c in campaigns["main"]["summary"]["crashes"]
+    }
+    zero = next(r for r in results if "ZeroDivisionError" in r["message"]["text"])
+    location = zero["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "calc/num.py"
+    assert "| ZeroDivisionError in ratio (calc/num.py)" in outputs["md"].replace("\\", "")
+    folder = tmp_path / "html"
+    html = fuzzorch(home, "report", campaign_id, "--format", "html", "--out", str(folder))
+    assert html.returncode == 0, html.stderr
+    index = (folder / "index.html").read_text()
+    assert shas["c10"][:12] in index  # bug A's fix commit
+    crash_pages = sorted(folder.glob("crash-*.html"))
+    assert len(crash_pages) == 3
+    assert any("Failing test case" in page.read_text() for page in crash_pages)
