@@ -46,8 +46,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
     with database.transaction() as conn:
         add_repo(conn, name="calc", source="https://github.com/team/calc.git",
                  default_branch="main", head_commit="a" * 40, now=1.0)  # fmt: skip
-        create_campaign(conn, campaign_id="cmp-ui", repo="calc", branch="release/1.0",
-                        commit="a" * 40, duration_s=60, workers=1, fail_on=FailOn.OPEN, now=1.0)  # fmt: skip
+        create_campaign(
+            conn, campaign_id="cmp-ui", repo="calc", branch="release/1.0", commit="a" * 40,
+            duration_s=60, workers=1, fail_on=FailOn.OPEN, now=1.0,
+        )  # fmt: skip
         group, _ = record_sighting(
             conn,
             CrashReport(
