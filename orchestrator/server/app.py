@@ -31,7 +31,7 @@ from orchestrator.server import (
     routes_webhooks,
     ui,
 )
-from orchestrator.server.auth import Auth, actor_of
+from orchestrator.server.auth import Auth, actor_of, check_bearer
 from orchestrator.store import audit
 from orchestrator.store.database import Database
 from workers.errors import WorkerError
@@ -120,7 +120,17 @@ def _middleware(app: FastAPI, services: Services) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         try:
-            response = await call_next(request)
+            refused = None
+            if _needs_caller(request):
+                refused = await run_in_threadpool(
+                    check_bearer, services.database, services.clock, request
+                )
+            if refused is not None:
+                response: Response = JSONResponse(
+                    {"detail": refused}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+            else:
+                response = await call_next(request)
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, request.url.path)
             response = JSONResponse({"detail": "internal error"}, status_code=500)
@@ -132,6 +142,19 @@ def _middleware(app: FastAPI, services: Services) -> None:
         if request.method in UNSAFE_METHODS:
             await run_in_threadpool(_audit, services, request, response.status_code)
         return response
+
+
+# API routes that authenticate otherwise: the login itself, and forges by signature.
+_OPEN_API = ("/api/v1/webhooks/",)
+
+
+def _needs_caller(request: Request) -> bool:
+    """An API request whose caller is checked before its route reads the body (FastAPI
+    parses a JSON body before any dependency runs)."""
+    path = request.url.path
+    if not path.startswith("/api/v1/") or path.startswith(_OPEN_API):
+        return False
+    return not (path == "/api/v1/session" and request.method == "POST")
 
 
 def _audit(services: Services, request: Request, status_code: int) -> None:

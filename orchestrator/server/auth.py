@@ -57,6 +57,9 @@ class Auth:
 
     async def principal(self, request: Request) -> Principal:
         """The caller, from the bearer token or else the session cookie; 401 otherwise."""
+        known: Any = getattr(request.state, "principal", None)
+        if isinstance(known, Principal) and known.session is None:
+            return known  # the bearer token was checked before the body was read
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, secret = header.partition(" ")
@@ -113,6 +116,26 @@ async def _check_csrf(request: Request, session: sessions.Session) -> None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token for this session"
         )
+
+
+def check_bearer(database: Database, clock: Callable[[], float], request: Request) -> str | None:
+    """Before any route reads a body: why an API request is refused as unauthenticated, or
+    None (its bearer token is valid and noted on the request, or it has a session cookie,
+    which its route checks with the CSRF token)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        if request.cookies.get(SESSION_COOKIE):
+            return None
+        return "a bearer token (or a web UI session) is required"
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return "the Authorization header must be 'Bearer <token>'"
+    with database.transaction() as conn:
+        record = tokens.verify_token(conn, secret.strip(), now=clock())
+    if record is None:
+        return "unknown or revoked token"
+    request.state.principal = Principal(record.name, record.role, record.id)
+    return None
 
 
 def actor_of(request: Request) -> str:

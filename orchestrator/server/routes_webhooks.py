@@ -40,8 +40,9 @@ def register(app: FastAPI, services: "Services") -> None:
         """A GitHub push (``X-GitHub-Event``, ``X-GitHub-Delivery``, ``X-Hub-Signature-256``)."""
         request.state.actor = "webhook:github"
         try:
-            body = await _body(request)
             headers = request.headers
+            _require(headers.get("x-hub-signature-256"), "X-Hub-Signature-256")
+            body = await _body(request)
             push = parse_github_push(
                 headers.get("x-github-event"), headers.get("x-github-delivery"), body
             )
@@ -62,8 +63,9 @@ def register(app: FastAPI, services: "Services") -> None:
         """A GitLab push (``X-Gitlab-Event``, ``X-Gitlab-Event-UUID``, ``X-Gitlab-Token``)."""
         request.state.actor = "webhook:gitlab"
         try:
-            body = await _body(request)
             headers = request.headers
+            _require(headers.get("x-gitlab-token"), "X-Gitlab-Token")
+            body = await _body(request)
             delivery = headers.get("x-gitlab-event-uuid") or headers.get("idempotency-key")
             push = parse_gitlab_push(headers.get("x-gitlab-event"), delivery, body)
             if push is None:
@@ -75,6 +77,12 @@ def register(app: FastAPI, services: "Services") -> None:
             return await run_in_threadpool(_accept, services, push, repo, check, request)
         except WebhookRefused as exc:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+def _require(header: str | None, name: str) -> None:
+    """An unsigned delivery is refused before anything of it is read or answered."""
+    if not header:
+        raise WebhookRefused(401, f"the {name} header is missing: the delivery is not signed")
 
 
 async def _body(request: Request) -> bytes:
