@@ -18,7 +18,7 @@ import tarfile
 
 import atheris
 
-with atheris.instrument_imports(include=["orchestrator.tarsafe"]):
+with atheris.instrument_imports(include=["orchestrator.tarsafe", "orchestrator.inflate"]):
     from orchestrator.tarsafe import TarLimits, TarRefused, read_corpus_tar
 
 LIMITS = TarLimits(

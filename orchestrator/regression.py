@@ -14,6 +14,9 @@ The generated test replays the crash the way fuzzorch's runs did:
 - a Hypothesis test is imported as pytest imports it (its folder, the root and ``src/`` on
   ``sys.path``), and its inner function is called with the falsifying example's arguments,
   or else ``fuzz_one_input`` gets the testcase (as the Hypothesis shim does).
+
+This module validates the crash's data and assembles the file; its fixed text is in
+``orchestrator.regression_templates``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Iterator
 from harnesses.errors import InvalidPathError
 from harnesses.model import HarnessKind
 from harnesses.paths import validate_repo_path
+from orchestrator import regression_templates as templates
 from orchestrator.errors import UsageError
 
 #: The largest testcase embedded in a test (libFuzzer's default -max_len is 4 KiB).
@@ -257,7 +261,7 @@ def _header(
     """The docstring, the imports (grouped and sorted as isort does) and the constants."""
     return "".join(
         [
-            _DOCSTRING,
+            templates.DOCSTRING,
             *(f"{line}\n" for line in stdlib),
             *(["\n", *(f"{line}\n" for line in third_party)] if third_party else []),
             extra,
@@ -271,14 +275,14 @@ def _atheris_test(constants: list[str], testcase: bytes, test_name: str) -> str:
     return "".join(
         [
             _header(
-                _ATHERIS_STDLIB,
+                templates.ATHERIS_STDLIB,
                 ("import pytest",),
                 [*constants, _assign("DATA", testcase)],
-                extra=_OPTIONAL_ATHERIS,
+                extra=templates.OPTIONAL_ATHERIS,
             ),
-            _COMMON_HELPERS,
-            _ATHERIS_HELPERS,
-            _ATHERIS_TEST.replace("TEST_NAME", test_name),
+            templates.COMMON_HELPERS,
+            templates.ATHERIS_HELPERS,
+            templates.ATHERIS_TEST.replace("TEST_NAME", test_name),
         ]
     )
 
@@ -292,9 +296,9 @@ def _hypothesis_test(
     name: str,
     kwargs: dict[str, str] | None,
 ) -> str:
-    stdlib: tuple[str, ...] = _HYPOTHESIS_STDLIB
+    stdlib: tuple[str, ...] = templates.HYPOTHESIS_STDLIB
     third_party: tuple[str, ...] = ()
-    helpers = _HYPOTHESIS_HELPERS
+    helpers = templates.HYPOTHESIS_HELPERS
     body = ["    module = _import_test_module(_repository_root())\n"]
     if owner is not None:
         body.append(f"    cls = {_attribute('module', owner)}\n")
@@ -305,213 +309,25 @@ def _hypothesis_test(
         if others := [f"{key!a}: {value}" for key, value in kwargs.items() if not key.isascii()]:
             args.append("**{" + ", ".join(others) + "}")
         call = "".join(f"            {arg},\n" for arg in args)
-        body.append(_CALL.replace("CALL", f"test.hypothesis.inner_test(\n{call}        )"))
+        body.append(templates.CALL.replace("CALL", f"test.hypothesis.inner_test(\n{call}        )"))
     else:
-        constants = [*constants, _FUZZ_ONE_INPUT_NOTE, _assign("DATA", testcase)]
+        constants = [*constants, templates.FUZZ_ONE_INPUT_NOTE, _assign("DATA", testcase)]
         if owner is None:
             body.append(f"    test = {_attribute('module', name)}\n")
         else:
             # A method needs its instance: rebuilt as its own @given test, as the shim does.
             stdlib = (*stdlib, "from typing import Any")
             third_party = ("import hypothesis",)
-            helpers += _METHOD_HELPER
+            helpers += templates.METHOD_HELPER
             body.append(f"    test = _method_test(cls, {name!a})\n")
-        body.append(_CALL.replace("CALL", "test.hypothesis.fuzz_one_input(DATA)"))
+        body.append(templates.CALL.replace("CALL", "test.hypothesis.fuzz_one_input(DATA)"))
     return "".join(
         [
             _header(stdlib, third_party, constants),
-            _COMMON_HELPERS,
+            templates.COMMON_HELPERS,
             helpers,
             f"\n\ndef {test_name}() -> None:\n",
-            _HYPOTHESIS_DOC,
+            templates.HYPOTHESIS_DOC,
             *body,
         ]
     )
-
-
-# The generated file, in pieces. Nothing below is formatted with crash data: the only
-# substitutions are the test's name (``test_crash_`` + [a-z0-9_]) and calls built from
-# validated identifiers and regenerated literals.
-
-_DOCSTRING = '''\
-"""Regression test for a fuzzorch crash group (GROUP_ID and TITLE below).
-
-Written by ``fuzzorch crash export-test``: it fails while the crash reproduces and
-passes once the bug is fixed. The repository root is the nearest parent folder holding
-PATH, or the FUZZORCH_REPO_ROOT environment variable.
-"""
-
-from __future__ import annotations
-
-'''
-
-_ATHERIS_STDLIB = (
-    "import contextlib",
-    "import importlib.util",
-    "import os",
-    "import sys",
-    "import types",
-    "from pathlib import Path",
-    "from typing import Any",
-    "from unittest import mock",
-)
-_HYPOTHESIS_STDLIB = (
-    "import importlib",
-    "import os",
-    "import sys",
-    "from pathlib import Path",
-    "from types import ModuleType",
-)
-_OPTIONAL_ATHERIS = """
-try:
-    import atheris
-except ImportError:  # replayed without atheris: the harness imports a stub instead
-    atheris = None
-"""
-
-_COMMON_HELPERS = '''
-
-def _repository_root() -> Path:
-    """FUZZORCH_REPO_ROOT, else the nearest folder above this file that holds PATH."""
-    override = os.environ.get("FUZZORCH_REPO_ROOT")
-    if override:
-        return Path(override).resolve()
-    here = Path(__file__).resolve().parent
-    for folder in (here, *here.parents):
-        if (folder / PATH).is_file():
-            return folder
-    message = f"no folder above {here} holds {PATH}: set FUZZORCH_REPO_ROOT"
-    raise FileNotFoundError(message)
-
-
-def _reproduced() -> str:
-    """The failure message: which crash group came back."""
-    return (
-        f"fuzzorch crash group {GROUP_ID} reproduces ({HARNESS}): {TITLE}\\n"
-        f"signature: {SIGNATURE}"
-    )
-'''
-
-_ATHERIS_HELPERS = '''
-
-def _no_op(*args: Any, **kwargs: Any) -> None:
-    """Stands in for atheris.Setup, atheris.Fuzz and atheris.instrument_all."""
-
-
-def _no_instrumentation(*args: Any, **kwargs: Any) -> contextlib.nullcontext[None]:
-    """Stands in for atheris.instrument_imports, used as a context manager."""
-    return contextlib.nullcontext()
-
-
-def _not_instrumented(func: Any) -> Any:
-    """Stands in for atheris.instrument_func."""
-    return func
-
-
-class _NeedsAtheris:
-    """Stands in for atheris.FuzzedDataProvider, which only atheris can provide."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pytest.skip("the harness decodes its input with atheris: it is not installed")
-
-
-_NO_FUZZING = {
-    "Setup": _no_op,
-    "Fuzz": _no_op,
-    "instrument_all": _no_op,
-    "instrument_imports": _no_instrumentation,
-    "instrument_func": _not_instrumented,
-}
-
-
-def _without_fuzzing() -> contextlib.AbstractContextManager[Any]:
-    """Harnesses call Setup and Fuzz at import time or under ``__main__`` (not run)."""
-    if atheris is not None:
-        return mock.patch.multiple(atheris, create=True, **_NO_FUZZING)
-    stub = types.ModuleType("atheris")
-    vars(stub).update(_NO_FUZZING, FuzzedDataProvider=_NeedsAtheris)
-    stub.enabled_hooks = set()  # for ``atheris.enabled_hooks.add("RegEx")``
-    return mock.patch.dict(sys.modules, {"atheris": stub})
-
-
-def _load_harness(root: Path) -> types.ModuleType:
-    """Import the script as ``python PATH`` would, with the root and src/ importable."""
-    script = root / PATH
-    for folder in (root, root / "src", script.parent):
-        if folder.is_dir() and str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    name = "_fuzzorch_harness_" + script.stem
-    spec = importlib.util.spec_from_file_location(name, script)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the harness {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-'''
-
-_ATHERIS_TEST = '''
-
-def TEST_NAME() -> None:
-    """The harness's TestOneInput must not raise on the crashing input."""
-    with _without_fuzzing():
-        harness = _load_harness(_repository_root())
-        try:
-            harness.TestOneInput(DATA)
-        except (Exception, SystemExit) as exc:
-            raise AssertionError(_reproduced()) from exc
-'''
-
-_HYPOTHESIS_HELPERS = '''
-
-def _import_test_module(root: Path) -> ModuleType:
-    """Import PATH as pytest's default ("prepend") import mode does."""
-    test_file = root / PATH
-    folder, parts = test_file.parent, [test_file.stem]
-    while (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    roots = [root / "src", root] if (root / "src").is_dir() else [root]
-    for path in [folder, *reversed(roots)]:
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-    return importlib.import_module(".".join(parts))
-'''
-
-_METHOD_HELPER = '''
-
-def _method_test(cls: type, name: str) -> Any:
-    """The method as a @given test of its own on an instance, as fuzzorch ran it."""
-    method = getattr(cls, name)
-    instance = cls()
-
-    def bound(**kwargs: object) -> None:
-        method.hypothesis.inner_test(instance, **kwargs)
-
-    bound.__name__, bound.__qualname__ = name, f"{cls.__name__}.{name}"
-    test = hypothesis.given(**method.hypothesis._given_kwargs)(bound)
-    settings = getattr(method, "_hypothesis_internal_use_settings", None)
-    # The fuzzer's failing buffer is not saved to the project's example database.
-    settings = hypothesis.settings(settings, database=None)
-    test._hypothesis_internal_use_settings = settings
-    return test
-'''
-
-_HYPOTHESIS_DOC = '    """The Hypothesis test must pass on the falsifying example."""\n'
-
-_CALL = """\
-    try:
-        CALL
-    except Exception as exc:
-        raise AssertionError(_reproduced()) from exc
-"""
-
-_FUZZ_ONE_INPUT_NOTE = """\
-# Replayed with fuzz_one_input, which reads DATA as the fuzzer's raw buffer (the
-# falsifying example was not a call with literal arguments): it reproduces the crash
-# only if DATA is that buffer, not a minimized Hypothesis choice sequence.
-"""

@@ -8,32 +8,29 @@ digits (CVE-2024-6232), keeps every header it has read in ``TarFile.members``, a
 stream mode inflates each compressed chunk without an output bound (10 KiB of bzip2 can
 become gigabytes in one call). The format subset needed for regular files is small:
 ustar/GNU/v7 headers, pax ``x``/``g`` records and GNU ``L``/``K`` long names.
+
+The bytes come through ``orchestrator.inflate``, which decompresses them within bounds;
+its refusals become ``TarRefused`` here, naming the member they happened in or after.
 """
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import re
 import tarfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from orchestrator.errors import FuzzorchError
+from orchestrator.inflate import InflateRefused, Reader, open_upload, read_exact
 
 BLOCK = 512
 MAX_NAME_CHARS = 4096
 # Extended headers (pax records, GNU long names) in front of one member: a 4096-character
 # name needs about 4.2 KiB, so this leaves room for xattrs while bounding the parse.
 MAX_HEADER_BYTES = 64 * 1024
-RATIO_FLOOR = 1024 * 1024  # the ratio rule applies once this much has been inflated
-_CHUNK = 64 * 1024  # the most inflated at once, so a bomb is counted while inflating
-_INPUT_CHUNK = 16 * 1024  # compressed bytes per read; the ratio is exact to this much
-_XZ_MEMLIMIT = 128 * 1024 * 1024  # xz -9 needs 65 MiB; a header may ask for 1.5 GiB
+_CHUNK = 64 * 1024  # an export is yielded in pieces of about this size
 _ZERO_BLOCK = bytes(BLOCK)
-_TRAILER_BYTES = 1024 * 1024  # record padding after the end block (tar -b2048 is 1 MiB)
 _RECORD = 20 * BLOCK  # tar pads archives to whole records, as GNU tar and tarfile do
 
 _REGULAR = {b"0", b"\0", b"7"}  # regular, old-style regular, contiguous (POSIX: regular)
@@ -66,7 +63,7 @@ class TarLimits:
     max_members: int = 100_000
     max_unit_bytes: int = 1024 * 1024  # libFuzzer's default max_len is far lower
     max_total_bytes: int = 512 * 1024 * 1024  # uncompressed sum of units
-    max_ratio: int = 200  # uncompressed/compressed, once over RATIO_FLOOR uncompressed
+    max_ratio: int = 200  # uncompressed/compressed, once over inflate.RATIO_FLOOR
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -107,14 +104,13 @@ def _show(name: str) -> str:
 
 def read_corpus_tar(stream: BinaryIO, limits: TarLimits = DEFAULT_LIMITS) -> list[bytes]:
     """Every distinct unit of an uploaded tar, in first-seen order, or TarRefused for all."""
-    upload = _Upload(stream, limits.max_archive_bytes)
-    head = _read_exact(upload, 6)
-    if not head:
-        raise TarRefused("empty", "the upload is empty")
-    for codec in _CODECS:
-        if head.startswith(codec.magic):
-            return _read_units(_Inflating(upload, head, codec, limits.max_ratio), limits)
-    return _read_units(_Plain(upload, head), limits)
+    try:
+        reader = open_upload(
+            stream, max_archive_bytes=limits.max_archive_bytes, max_ratio=limits.max_ratio
+        )
+    except InflateRefused as error:
+        raise TarRefused(error.rule, error.detail) from error
+    return _read_units(reader, limits)
 
 
 def write_corpus_tar(units: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
@@ -147,194 +143,6 @@ def _padding(size: int) -> int:
     return -size % BLOCK
 
 
-class _Source(Protocol):
-    def read(self, size: int) -> bytes:
-        """At most ``size`` bytes (``size`` > 0); empty only at the end."""
-        ...
-
-
-class _Reader(_Source, Protocol):
-    def finish(self) -> None:
-        """Check what follows the end-of-archive block."""
-        ...
-
-
-def _read_exact(reader: _Source, size: int) -> bytes:
-    """``size`` bytes, or fewer only where the stream ends."""
-    parts: list[bytes] = []
-    while size > 0:
-        chunk = reader.read(min(size, _CHUNK))
-        if not chunk:
-            break
-        parts.append(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
-
-
-class _Upload:
-    """The client's bytes, counted; reading past ``max_archive_bytes`` is refused."""
-
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-        self.count = 0
-
-    def read(self, size: int) -> bytes:
-        try:
-            data = self._stream.read(min(size, self._limit - self.count + 1))
-        except OSError as error:
-            raise TarRefused("unreadable", f"reading the upload failed: {error}") from error
-        self.count += len(data)
-        if self.count > self._limit:
-            raise TarRefused(
-                "max_archive_bytes", f"the upload is over max_archive_bytes={self._limit}"
-            )
-        return data
-
-
-class _Buffered:
-    """Hands out what ``_fill`` produces in reads of any size, without copying the rest."""
-
-    def __init__(self, head: bytes) -> None:
-        self._buffer = head
-        self._offset = 0
-
-    def read(self, size: int) -> bytes:
-        if self._offset >= len(self._buffer):
-            self._buffer, self._offset = self._fill(), 0
-        out = self._buffer[self._offset : self._offset + size]
-        self._offset += len(out)
-        return out
-
-    def _fill(self) -> bytes:
-        raise NotImplementedError
-
-
-class _Plain(_Buffered):
-    """An uncompressed upload, starting with the bytes read to sniff its format."""
-
-    def __init__(self, upload: _Upload, head: bytes) -> None:
-        super().__init__(head)
-        self._upload = upload
-
-    def _fill(self) -> bytes:
-        return self._upload.read(_CHUNK)
-
-    def finish(self) -> None:
-        """Nothing to check: plain tar has no checksum over the data, and padding may follow."""
-
-
-class _Decompressor(Protocol):
-    @property
-    def eof(self) -> bool: ...
-    @property
-    def unused_data(self) -> bytes: ...
-    @property
-    def needs_input(self) -> bool: ...
-    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
-
-
-class _Gunzip:
-    """zlib's gzip decoder behind the bz2/lzma interface (``needs_input``, buffered input)."""
-
-    def __init__(self) -> None:
-        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._tail = b""
-        self._full = False
-
-    @property
-    def eof(self) -> bool:
-        return self._zlib.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._zlib.unused_data
-
-    @property
-    def needs_input(self) -> bool:
-        # A call that filled max_length may have more output pending even without input.
-        return not self._tail and not self._full
-
-    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        out = self._zlib.decompress(self._tail + data, max_length)
-        self._tail = self._zlib.unconsumed_tail
-        self._full = len(out) == max_length
-        return out
-
-
-def _unxz() -> _Decompressor:
-    return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=_XZ_MEMLIMIT)
-
-
-@dataclass(frozen=True)
-class _Codec:
-    name: str
-    magic: bytes
-    new: Callable[[], _Decompressor]
-
-
-_CODECS = (
-    _Codec("gzip", b"\x1f\x8b", _Gunzip),
-    _Codec("bzip2", b"BZh", bz2.BZ2Decompressor),
-    _Codec("xz", b"\xfd7zXZ\x00", _unxz),
-)
-_CODEC_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError)
-
-
-class _Inflating(_Buffered):
-    """A compressed upload, inflated ``_CHUNK`` bytes at a time; refuses a bomb early."""
-
-    def __init__(self, upload: _Upload, head: bytes, codec: _Codec, max_ratio: int) -> None:
-        super().__init__(b"")
-        self._upload = upload
-        self._pending = head
-        self._codec = codec
-        self._max_ratio = max_ratio
-        self._decompressor = codec.new()
-        self.inflated = 0
-
-    def _fill(self) -> bytes:
-        while True:
-            if self._decompressor.eof:
-                # Concatenated streams (pigz, pbzip2, xz -T) continue with a fresh decoder.
-                self._pending = self._decompressor.unused_data or self._upload.read(_INPUT_CHUNK)
-                if not self._pending:
-                    return b""
-                self._decompressor = self._codec.new()
-            if not self._pending and self._decompressor.needs_input:
-                self._pending = self._upload.read(_INPUT_CHUNK)
-                if not self._pending:
-                    raise TarRefused("truncated", f"the {self._codec.name} data ends early")
-            try:
-                out = self._decompressor.decompress(self._pending, _CHUNK)
-            except _CODEC_ERRORS as error:
-                detail = f"corrupt {self._codec.name} data ({error})"
-                raise TarRefused("corrupt", detail) from error
-            self._pending = b""
-            if out:
-                self._count(len(out))
-                return out
-
-    def finish(self) -> None:
-        """Inflate to the end of the data, so that the codec's own checksums are verified."""
-        after = 0
-        while chunk := self.read(_CHUNK):
-            after += len(chunk)
-            if after > _TRAILER_BYTES:
-                detail = f"over {_TRAILER_BYTES} bytes follow the end-of-archive block"
-                raise TarRefused("corrupt", detail)
-
-    def _count(self, size: int) -> None:
-        self.inflated += size
-        read = self._upload.count
-        if self.inflated > RATIO_FLOOR and self.inflated > self._max_ratio * read:
-            raise TarRefused(
-                "max_ratio",
-                f"the {self._codec.name} data inflates more than max_ratio={self._max_ratio}"
-                f" times ({self.inflated} bytes from {read}); a decompression bomb?",
-            )
-
-
 @dataclass(frozen=True)
 class _Member:
     name: str
@@ -343,7 +151,7 @@ class _Member:
     sparse: bool
 
 
-def _read_units(reader: _Reader, limits: TarLimits) -> list[bytes]:
+def _read_units(reader: Reader, limits: TarLimits) -> list[bytes]:
     units: dict[bytes, None] = {}  # insertion-ordered set: dedupes, keeps first-seen order
     members = total = 0
     near = None
@@ -365,6 +173,8 @@ def _read_units(reader: _Reader, limits: TarLimits) -> list[bytes]:
     except TarRefused as error:
         if error.member is not None or near is None:
             raise
+        raise TarRefused(error.rule, error.detail, near=near) from error
+    except InflateRefused as error:
         raise TarRefused(error.rule, error.detail, near=near) from error
     return list(units)
 
@@ -402,25 +212,25 @@ def _check_member(member: _Member) -> None:
         raise TarRefused("type", f"it is {kind}, not a regular file or directory", name)
 
 
-def _read_data(reader: _Reader, member: _Member) -> bytes:
-    data = _read_exact(reader, member.size)
+def _read_data(reader: Reader, member: _Member) -> bytes:
+    data = read_exact(reader, member.size)
     if len(data) < member.size:
         detail = f"its data ends after {len(data)} of {member.size} bytes"
         raise TarRefused("truncated", detail, member.name)
     padding = _padding(member.size)
-    if len(_read_exact(reader, padding)) < padding:
+    if len(read_exact(reader, padding)) < padding:
         raise TarRefused("truncated", "the archive ends inside its padding", member.name)
     return data
 
 
-def _next_member(reader: _Reader) -> _Member | None:
+def _next_member(reader: Reader) -> _Member | None:
     """The next member header with its extended headers applied; None at the end block."""
     name: str | None = None
     size: int | None = None
     sparse = pending = False
     spent = 0
     while True:
-        block = _read_exact(reader, BLOCK)
+        block = read_exact(reader, BLOCK)
         if len(block) < BLOCK:
             raise TarRefused("truncated", "the archive ends before its end-of-archive block")
         if block == _ZERO_BLOCK:
