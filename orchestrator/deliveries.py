@@ -20,12 +20,17 @@ from workers.errors import WorkerError
 
 logger = logging.getLogger(__name__)
 
+MAX_ATTEMPTS = 5
+STALLED_S = 600.0  # a claimed delivery with no campaign after this long was abandoned
+
 
 def start_pushed_campaigns(
     database: Database, registry: Registry, dispatcher: Dispatcher, clock: Callable[[], float]
 ) -> int:
     """Start a campaign for each queued delivery; return how many started."""
     with database.transaction() as conn:
+        # A server that died between claiming a delivery and starting its campaign.
+        webhooks.requeue_stalled(conn, before=clock() - STALLED_S)
         queued = webhooks.queued_deliveries(conn)
     started = 0
     for delivery in queued:
@@ -48,6 +53,14 @@ def start_pushed_campaigns(
                 created_by=f"webhook:{delivery.forge}",
             )  # fmt: skip
         except (FuzzorchError, WorkerError, LookupError, ValueError) as exc:
+            passing = isinstance(exc, WorkerError) and exc.transient
+            with database.transaction() as conn:
+                if passing and webhooks.retry_delivery(
+                    conn, delivery.forge, delivery.delivery, detail=str(exc)[:2000],
+                    max_attempts=MAX_ATTEMPTS,
+                ):  # fmt: skip
+                    logger.warning("delivery %s: will retry: %s", delivery.delivery, exc)
+                    continue
             logger.warning(
                 "delivery %s/%s: no campaign: %s", delivery.forge, delivery.delivery, exc
             )

@@ -6,6 +6,7 @@ recorded idempotently, since delivery is at-least-once.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,6 +92,7 @@ class Ingest:
 
     def _crash(self, job_id: str, attempt: int, message: Mapping[str, Any]) -> None:
         report = CrashReport.from_json(message["crash"])
+        _check_testcase_key(report)
         with self.database.transaction() as conn:
             self._record_crash(conn, job_id, attempt, report)
 
@@ -101,6 +103,7 @@ class Ingest:
         with self.database.transaction() as conn:
             # Crashes again: the announcements may have been lost with a Redis restart.
             for report in outcome.crashes:
+                _check_testcase_key(report)
                 self._record_crash(conn, job_id, attempt, report)
             first = leases.record_outcome(
                 conn, job_id, attempt=attempt, outcome=outcome.code.value,
@@ -163,6 +166,17 @@ class Ingest:
         )
         if created:
             logger.info("new crash group %s: %s", group, report.title)
+
+
+_TESTCASE_KEY = re.compile(r"crashes/[a-z0-9][a-z0-9._-]{0,63}/[0-9a-f]{16}/[0-9a-f]{40}")
+
+
+def _check_testcase_key(report: CrashReport) -> None:
+    """A worker names where it stored a testcase; only a crash-testcase key is accepted
+    (the download route and re-checks read it back)."""
+    if not _TESTCASE_KEY.fullmatch(report.testcase_key):
+        shown = report.testcase_key[:200]
+        raise ContractError(f"testcase key {shown!r} is not a crash testcase key")
 
 
 def _text(message: Mapping[str, Any], key: str) -> str:

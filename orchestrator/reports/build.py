@@ -95,6 +95,8 @@ def _export_text(
         with database.transaction() as conn:
             source = repos.get_repo(conn, summary["campaign"]["repo"]).source
             stacks = {c["id"]: frames_of(conn, c["id"]) for c in summary["crashes"]}
-        document = sarif_report(summary, stacks, tool_version=tool_version(), repo_uri=source)
+        # SRCROOT needs a URI: a web URL or a local path; an scp-like ssh source is neither.
+        uri = source if source.startswith(("https://", "http://", "/")) else None
+        document = sarif_report(summary, stacks, tool_version=tool_version(), repo_uri=uri)
         return json.dumps(document, indent=2) + "\n"
     raise ValueError(f"{fmt.value!r} is not a text export (html is a folder)")

@@ -11,6 +11,7 @@ what, when, from where, and how it ended), refused ones included.
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 from fastapi import FastAPI, Request, Response
@@ -32,6 +33,7 @@ from orchestrator.server import (
     ui,
 )
 from orchestrator.server.auth import Auth, actor_of, check_bearer
+from orchestrator.server.routes_corpus import LIMITS as CORPUS_LIMITS
 from orchestrator.store import audit
 from orchestrator.store.database import Database
 from workers.errors import WorkerError
@@ -46,15 +48,15 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on
+    # its own forms, and the login could not tell them from another site's.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-# The interactive docs load their script and styles from a CDN; only they get this policy.
-DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'"
-)
+# How much of a request body is read, by route: forms are small, webhooks 1 MiB, corpus
+# uploads have their own (larger) limit; anything else is JSON of a few fields.
+FORM_BODY_BYTES = 16 * 1024
+DEFAULT_BODY_BYTES = 1024 * 1024
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -75,7 +77,8 @@ class Services:
 
 def create_app(services: Services) -> FastAPI:
     """The FastAPI application."""
-    app = FastAPI(title="fuzzorch", version="1", docs_url="/docs", redoc_url=None)
+    # No /docs: its page runs a CDN's script on this origin. The schema is /openapi.json.
+    app = FastAPI(title="fuzzorch", version="1", docs_url=None, redoc_url=None)
     auth = Auth(services.database, services.clock)
     _error_handlers(app)
     _middleware(app, services)
@@ -92,6 +95,7 @@ def create_app(services: Services) -> FastAPI:
     routes_admin.register(app, services, auth)
     routes_webhooks.register(app, services)
     ui.register(app, services, auth)
+    app.add_middleware(LimitedBody)
     return app
 
 
@@ -120,6 +124,13 @@ def _middleware(app: FastAPI, services: Services) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         try:
+            limit = _body_limit(request.url.path)
+            declared = request.headers.get("content-length", "")
+            if request.method in UNSAFE_METHODS and declared.isdigit() and int(declared) > limit:
+                return JSONResponse(
+                    {"detail": f"the request body is larger than {limit} bytes"}, status_code=413
+                )
+            request.scope["fuzzorch.body_limit"] = limit
             refused = None
             if _needs_caller(request):
                 refused = await run_in_threadpool(
@@ -131,17 +142,57 @@ def _middleware(app: FastAPI, services: Services) -> None:
                 )
             else:
                 response = await call_next(request)
+        except BodyTooLarge as exc:
+            response = JSONResponse({"detail": str(exc)}, status_code=413)
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, request.url.path)
             response = JSONResponse({"detail": "internal error"}, status_code=500)
-        docs = request.url.path in ("/docs", "/docs/oauth2-redirect")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if docs:
-            response.headers["Content-Security-Policy"] = DOCS_POLICY
-        if request.method in UNSAFE_METHODS:
+        # Pages and answers hold one-time secrets and private data: never cached.
+        response.headers.setdefault("Cache-Control", "no-store")
+        if request.method in UNSAFE_METHODS and "route" in request.scope:
+            # Calls to routes that exist (a flood of 404s writes nothing).
             await run_in_threadpool(_audit, services, request, response.status_code)
         return response
+
+
+def _body_limit(path: str) -> int:
+    if path.startswith("/api/v1/repos/") and path.endswith("/corpus"):
+        return CORPUS_LIMITS.max_archive_bytes
+    if path.startswith("/api/v1/"):
+        return DEFAULT_BODY_BYTES
+    return FORM_BODY_BYTES  # the UI's forms
+
+
+class BodyTooLarge(Exception):
+    """A request body grew past its route's limit while it was read."""
+
+
+class LimitedBody:
+    """ASGI middleware: a body is counted as it arrives and cut off at its route's limit
+    (a missing or lying Content-Length does not get past it)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = _body_limit(scope.get("path", ""))
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
 
 
 # API routes that authenticate otherwise: the login itself, and forges by signature.

@@ -100,11 +100,24 @@ class Auth:
         return check
 
 
+def same_origin(request: Request) -> bool:
+    """False for a browser request another site made (login CSRF, or a session's change):
+    ``Sec-Fetch-Site`` says so, or ``Origin`` names another host."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser's cross-site request (browsers send Origin on POST)
+    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", "")
+
+
 async def _check_csrf(request: Request, session: sessions.Session) -> None:
+    if not same_origin(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a request from another site was refused")
     given = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")
     if given is None and content_type.startswith("application/x-www-form-urlencoded"):
-        body = await request.body()
+        body = await request.body()  # bounded by the app's body limit for forms
         if len(body) <= MAX_FORM_BYTES:
             try:
                 fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=100)
@@ -124,9 +137,13 @@ def check_bearer(database: Database, clock: Callable[[], float], request: Reques
     which its route checks with the CSRF token)."""
     header = request.headers.get("authorization")
     if header is None:
-        if request.cookies.get(SESSION_COOKIE):
-            return None
-        return "a bearer token (or a web UI session) is required"
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return "a bearer token (or a web UI session) is required"
+        with database.transaction() as conn:
+            live = sessions.find_session(conn, cookie, now=clock())
+        # A live session passes; its route checks the CSRF token of a state change.
+        return None if live is not None else "the session has expired or was closed: log in again"
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return "the Authorization header must be 'Bearer <token>'"

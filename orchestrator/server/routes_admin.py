@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from orchestrator.metrics import queue_depth, render
-from orchestrator.server.auth import SESSION_COOKIE, Auth, Principal
+from orchestrator.server.auth import SESSION_COOKIE, Auth, Principal, same_origin
 from orchestrator.store import audit, sessions, tokens
 from orchestrator.store.metrics import snapshot
 from orchestrator.views import iso
@@ -37,6 +37,9 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
     def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
         """Log in with an API token: sets an HttpOnly, SameSite=Strict session cookie and
         returns the CSRF token that state-changing calls through the session must carry."""
+        if not same_origin(request):
+            request.state.actor = "login"
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a login from another site was refused")
         with services.database.transaction() as conn:
             opened = sessions.open_session(conn, body.token, now=services.clock())
         if opened is None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from harnesses.identity import harness_id
 from orchestrator.errors import NotFoundError
 from orchestrator.server.auth import Auth
 from orchestrator.store import grouping
@@ -128,23 +129,18 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
         """The group's testcase (or minimized testcase) as a download, never rendered."""
         with services.database.transaction() as conn:
             group = triage_store.group_triage(conn, grouping.get_group(conn, group_id).id)
-            key = group.minimized_key if minimized else _first_key(conn, group_id)
+            prefix = f"crashes/{group.repo}/{harness_id(group.harness)}/"
+            first = triage_store.first_testcase(conn, group_id, prefix=prefix)
+            key = group.minimized_key if minimized else first
         if key is None:
-            raise NotFoundError(f"crash group {group_id!r} has no minimized testcase yet")
+            what = "minimized testcase yet" if minimized else "testcase of its harness"
+            raise NotFoundError(f"crash group {group_id!r} has no {what}")
         data = services.objects.get(key, max_bytes=MAX_TESTCASE_BYTES)
-        name = f"{'minimized' if minimized else 'crash'}-{key.rsplit('/', 1)[-1]}"
+        # The name is ours (the group id is ours too), never taken from a stored key.
+        safe = "".join(c for c in group.id if c.isascii() and (c.isalnum() or c in "-_"))[:80]
+        name = f"{'minimized' if minimized else 'testcase'}-{safe}.bin"
         return Response(
             data,
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-
-
-def _first_key(conn: sa.Connection, group_id: str) -> str:
-    key: str = conn.execute(
-        sa.select(crash_sightings.c.testcase_key)
-        .where(crash_sightings.c.group_id == group_id)
-        .order_by(crash_sightings.c.id)
-        .limit(1)
-    ).scalar_one()
-    return key

@@ -7,6 +7,9 @@ is started by the dispatcher loop, which fetches the pushed commit first.
 """
 
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
+import hashlib
+import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, Request
@@ -28,6 +31,8 @@ from workers.gitrefs import canonical_source
 
 if TYPE_CHECKING:
     from orchestrator.server.app import Services
+
+logger = logging.getLogger(__name__)
 
 
 def register(app: FastAPI, services: "Services") -> None:
@@ -52,9 +57,11 @@ def register(app: FastAPI, services: "Services") -> None:
             def check(secret: bytes) -> None:
                 verify_github_signature(secret, body, headers.get("x-hub-signature-256"))
 
-            return await run_in_threadpool(_accept, services, push, repo, check, request)
+            return await run_in_threadpool(
+                partial(_accept, body=body), services, push, repo, check, request
+            )
         except WebhookRefused as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+            return _refused(exc)
 
     @app.post("/api/v1/webhooks/gitlab", tags=["webhooks"], response_model=None)
     async def gitlab(
@@ -66,7 +73,8 @@ def register(app: FastAPI, services: "Services") -> None:
             headers = request.headers
             _require(headers.get("x-gitlab-token"), "X-Gitlab-Token")
             body = await _body(request)
-            delivery = headers.get("x-gitlab-event-uuid") or headers.get("idempotency-key")
+            # Idempotency-Key stays the same across GitLab's retries; the event UUID may not.
+            delivery = headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid")
             push = parse_gitlab_push(headers.get("x-gitlab-event"), delivery, body)
             if push is None:
                 return JSONResponse({"ignored": "not a push to a branch"}, status_code=200)
@@ -74,9 +82,20 @@ def register(app: FastAPI, services: "Services") -> None:
             def check(secret: bytes) -> None:
                 verify_gitlab_token(secret, headers.get("x-gitlab-token"))
 
-            return await run_in_threadpool(_accept, services, push, repo, check, request)
+            return await run_in_threadpool(
+                partial(_accept, body=body), services, push, repo, check, request
+            )
         except WebhookRefused as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+            return _refused(exc)
+
+
+def _refused(exc: WebhookRefused) -> JSONResponse:
+    """Before a delivery is verified, every refusal looks the same to its sender: an
+    anonymous caller learns nothing of which repositories exist or have secrets."""
+    if exc.status in (403, 404):
+        logger.info("webhook delivery refused: %s", exc)
+        return JSONResponse({"detail": "the delivery could not be verified"}, status_code=401)
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
 
 def _require(header: str | None, name: str) -> None:
@@ -99,7 +118,13 @@ async def _body(request: Request) -> bytes:
 
 
 def _accept(
-    services: "Services", push: Push, wanted: str | None, check: Any, request: Request
+    services: "Services",
+    push: Push,
+    wanted: str | None,
+    check: Any,
+    request: Request,
+    *,
+    body: bytes,
 ) -> JSONResponse:
     """Verify the delivery against its repository's secret, record it, answer."""
     name = _repository(services, push, wanted)
@@ -126,7 +151,8 @@ def _accept(
             conn,
             webhooks.Delivery(
                 forge=push.forge, delivery=push.delivery, repo=name, branch=push.branch,
-                commit=push.commit, policy_id=policy.id if policy else None,
+                commit=push.commit, body_sha256=hashlib.sha256(body).hexdigest(),
+                policy_id=policy.id if policy else None,
                 state="queued" if policy else "ignored",
                 campaign_id=None, detail=None if policy else "no branch policy matches",
             ),

@@ -7,6 +7,7 @@ itself with a ``<meta http-equiv="refresh">``.
 """
 
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -14,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from orchestrator.errors import ConflictError, FuzzorchError
+from orchestrator.errors import FuzzorchError
 from orchestrator.reports.html import SERVER_URLS, TEMPLATES, render
-from orchestrator.server.auth import SESSION_COOKIE, Auth, Principal
+from orchestrator.server.auth import SESSION_COOKIE, Auth, Principal, same_origin
 from orchestrator.store import grouping, sessions, tokens
 from orchestrator.ui.model import campaign_page, crash_page, dashboard, repo_page
 
 if TYPE_CHECKING:
     from orchestrator.server.app import Services
+
+logger = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 16 * 1024
 REFRESH_S = 5
@@ -59,6 +62,9 @@ def register(app: FastAPI, services: "Services", auth: Auth) -> None:
 
     @app.post("/login", include_in_schema=False, response_model=None)
     async def login(request: Request) -> Response:
+        if not same_origin(request):
+            request.state.actor = "login"
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a login from another site was refused")
         fields = await _form(request)
         token = (fields.get("token") or "").strip()
         with services.database.transaction() as conn:
@@ -125,8 +131,9 @@ def _pages(
             return to_login()
         model = crash_page(services.database, services.registry, services.objects, group_id)
         actions = principal.role.allows(tokens.Role.TRIAGER) and principal.session is not None
+        # Notices are fixed texts chosen by code: a link cannot put words in the page's mouth.
         return page("crash.html", principal, p=model, actions=actions,
-                    notice=(notice or "")[:200] or None)  # fmt: skip
+                    notice=NOTICES.get(notice or ""))  # fmt: skip
 
     @app.post("/crashes/{group_id}/{action}", include_in_schema=False, response_model=None)
     async def crash_action(group_id: str, action: str, request: Request) -> Response:
@@ -136,32 +143,42 @@ def _pages(
         if not principal.role.allows(tokens.Role.TRIAGER):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role.value!r} "
                                 "may not change crash groups (needs 'triager')")  # fmt: skip
+        if action not in ACTIONS:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action {action!r}")
         fields = await _form(request)
         try:
             with services.database.transaction() as conn:
                 notice = _apply(conn, group_id, action, fields)
         except (FuzzorchError, ValueError, LookupError) as exc:
-            if isinstance(exc, LookupError) and not isinstance(exc, ConflictError):
-                raise
-            notice = f"Not done: {exc}"
+            logger.info("crash %s: %s refused: %s", group_id, action, exc)
+            notice = "failed"
         target = f"/crashes/{urllib.parse.quote(group_id, safe='')}?" + urllib.parse.urlencode(
             {"notice": notice}
         )
         return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
 
 
+ACTIONS = ("status", "merge", "split")
+NOTICES = {
+    "open": "Status saved: open.",
+    "wontfix": "Status saved: wontfix.",
+    "flaky": "Status saved: open (it is flaky).",
+    "merged": "Merged into this group.",
+    "split": "Split from the group it was merged into.",
+    "failed": "Not done: the group or the duplicate's id was not accepted.",
+}
+
+
 def _apply(conn: Any, group_id: str, action: str, fields: dict[str, str]) -> str:
+    """Do a triager's action; the code of the notice to show."""
     if action == "status":
         grouping.set_status(conn, group_id, fields.get("status", ""))
-        return f"Status set to {grouping.get_group(conn, group_id).status}."
+        return str(grouping.get_group(conn, group_id).status)
     if action == "merge":
-        duplicate = fields.get("duplicate", "").strip()
-        merged = grouping.merge(conn, [duplicate], group_id)
-        return f"Merged {', '.join(merged)} into this group."
-    if action == "split":
-        left = grouping.split(conn, group_id)
-        return f"Split from {left}."
-    raise LookupError(f"no action {action!r} on crash groups")
+        grouping.merge(conn, [fields.get("duplicate", "").strip()], group_id)
+        return "merged"
+    grouping.split(conn, group_id)
+    return "split"
 
 
 async def _form(request: Request) -> dict[str, str]:

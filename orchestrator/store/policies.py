@@ -64,12 +64,16 @@ def add_policy(
     ).first()
     if exists is not None:
         raise ConflictError(f"repository {repo!r} already has a policy for {glob!r}")
-    result = conn.execute(
-        branch_policies.insert().values(
-            repo=repo, branch_glob=glob, duration_s=duration_s, workers=workers,
-            fail_on=fail_on.value, priority=priority, created_at=now,
-        )
-    )  # fmt: skip
+    try:
+        with conn.begin_nested():
+            result = conn.execute(
+                branch_policies.insert().values(
+                    repo=repo, branch_glob=glob, duration_s=duration_s, workers=workers,
+                    fail_on=fail_on.value, priority=priority, created_at=now,
+                )
+            )  # fmt: skip
+    except sa.exc.IntegrityError:  # another caller added the same glob just now
+        raise ConflictError(f"repository {repo!r} already has a policy for {glob!r}") from None
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - an INSERT of one row always has a key
         raise RuntimeError("the policy insert returned no id")

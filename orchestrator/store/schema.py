@@ -314,11 +314,15 @@ webhook_deliveries = sa.Table(
     sa.Column("repo", sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False),
     sa.Column("branch", sa.String(255), nullable=False),
     sa.Column("commit", Sha, nullable=False),
+    # The signature covers the body only: a replay under a new delivery id is this.
+    sa.Column("body_sha256", sa.String(64), nullable=False),
     sa.Column("policy_id", sa.Integer, nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("campaign_id", sa.String(64), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
     sa.Column("received_at", Epoch, nullable=False),
     sa.CheckConstraint("state IN ('queued', 'started', 'ignored', 'failed')", name="state"),
+    sa.UniqueConstraint("forge", "repo", "body_sha256"),
     sa.Index(None, "state", "received_at"),
 )

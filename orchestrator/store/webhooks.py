@@ -19,10 +19,12 @@ class Delivery:
     repo: str
     branch: str
     commit: str
+    body_sha256: str
     policy_id: int | None
     state: str
     campaign_id: str | None
     detail: str | None
+    attempts: int = 0
 
 
 def set_secret(conn: sa.Connection, repo: str, sealed: str, *, now: float) -> None:
@@ -40,7 +42,8 @@ def sealed_secret(conn: sa.Connection, repo: str) -> str | None:
 
 
 def record_delivery(conn: sa.Connection, delivery: Delivery, *, now: float) -> bool:
-    """Record a delivery; False if that forge's delivery id was seen before (a redelivery)."""
+    """Record a delivery; False if its id, or its very body, was seen before (a forge's
+    redelivery, or a replay of a signed body under another delivery id)."""
     row = {**delivery.__dict__, "received_at": now}
     return bool(insert_ignoring_duplicates(conn, webhook_deliveries, [row]))
 
@@ -54,8 +57,8 @@ def queued_deliveries(conn: sa.Connection, *, limit: int = 20) -> list[Delivery]
         .limit(limit)
     )
     return [
-        Delivery(r.forge, r.delivery, r.repo, r.branch, r.commit, r.policy_id, r.state,
-                 r.campaign_id, r.detail)
+        Delivery(r.forge, r.delivery, r.repo, r.branch, r.commit, r.body_sha256, r.policy_id,
+                 r.state, r.campaign_id, r.detail, r.attempts)
         for r in rows
     ]  # fmt: skip
 
@@ -81,3 +84,35 @@ def settle_delivery(
         .values(state=state, campaign_id=campaign_id, detail=detail)
     )
     return result.rowcount == 1
+
+
+def retry_delivery(
+    conn: sa.Connection, forge: str, delivery: str, *, detail: str, max_attempts: int
+) -> bool:
+    """Put a started delivery back in the queue after a passing failure; False when it has
+    had its attempts (it fails for good)."""
+    result = conn.execute(
+        webhook_deliveries.update()
+        .where(
+            webhook_deliveries.c.forge == forge,
+            webhook_deliveries.c.delivery == delivery,
+            webhook_deliveries.c.state == "started",
+            webhook_deliveries.c.attempts < max_attempts - 1,
+        )
+        .values(state="queued", attempts=webhook_deliveries.c.attempts + 1, detail=detail)
+    )
+    return result.rowcount == 1
+
+
+def requeue_stalled(conn: sa.Connection, *, before: float) -> int:
+    """Deliveries a server claimed but never finished (it died): back to the queue."""
+    result = conn.execute(
+        webhook_deliveries.update()
+        .where(
+            webhook_deliveries.c.state == "started",
+            webhook_deliveries.c.campaign_id.is_(None),
+            webhook_deliveries.c.received_at < before,
+        )
+        .values(state="queued", attempts=webhook_deliveries.c.attempts + 1)
+    )
+    return int(result.rowcount)

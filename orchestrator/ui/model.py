@@ -32,6 +32,7 @@ from workers.queue import FUZZ_QUEUE
 from workers.storage.base import ObjectStore
 
 PREVIEW_BYTES = 2048
+MAX_PREVIEW_READ = 1024 * 1024
 _PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
 
 
@@ -227,10 +228,12 @@ def parse_stack(traceback: str) -> list[dict[str, Any]]:
     """The stored stack (``path:line in function`` per line, outermost first) as frames."""
     frames = []
     for line in traceback.splitlines()[:400]:
-        location, _, function = line.partition(" in ")
+        # A path may hold " in " or ":", a function name neither (Python prints co_name).
+        location, _, function = line.rpartition(" in ")
         path, _, number = location.rpartition(":")
-        frames.append({"path": path or location, "line": int(number) if number.isdigit() else None,
-                       "function": function})  # fmt: skip
+        plain = number.isascii() and number.isdigit() and len(number) < 10
+        frames.append({"path": path if plain else location,
+                       "line": int(number) if plain else None, "function": function})  # fmt: skip
     return frames
 
 
@@ -261,16 +264,17 @@ def _preview(objects: ObjectStore, key: str | None) -> dict[str, Any] | None:
     if not key:
         return None
     try:
-        data = objects.get(key, max_bytes=16 * 1024 * 1024)
+        size = objects.stat(key).size
+        data = objects.get(key, max_bytes=MAX_PREVIEW_READ) if size <= MAX_PREVIEW_READ else b""
     except (WorkerError, LookupError):
         return {"key": key, "missing": True}
-    head = data[:PREVIEW_BYTES]
+    head = data[:PREVIEW_BYTES]  # a testcase too large to read for a preview shows none
     rows = []
     for offset in range(0, len(head), 16):
         chunk = head[offset : offset + 16]
         text = "".join(chr(b) if chr(b) in _PRINTABLE else "." for b in chunk)
         rows.append({"offset": f"{offset:08x}", "hex": chunk.hex(" "), "text": text})
-    return {"key": key, "size": len(data), "rows": rows, "truncated": len(data) > PREVIEW_BYTES,
+    return {"key": key, "size": size, "rows": rows, "truncated": size > PREVIEW_BYTES,
             "missing": False}  # fmt: skip
 
 

@@ -110,7 +110,7 @@ def test_a_triager_logs_in_opens_a_crash_and_marks_it_wontfix(
             page.select_option("#status", "wontfix")
             page.click("#save-status")
             page.wait_for_url(f"{base}/crashes/{group}?*")
-            assert "Status set to wontfix." in page.inner_text("[role=status]")
+            assert "Status saved: wontfix." in page.inner_text("[role=status]")
             assert "wontfix" in page.inner_text("header")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "web-ui-crash-page.png"

@@ -36,8 +36,6 @@ ROUTES: dict[tuple[str, str], str] = {
     # service and API docs
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/metrics"): "viewer",
     # repositories, policies, webhook secrets, corpus
     ("POST", "/api/v1/repos"): "admin",
@@ -94,7 +92,7 @@ PAGES = {
 }  # fmt: skip
 # Routes outside the OpenAPI document (test_api_schema fuzzes the document's operations).
 UNDOCUMENTED = {
-    ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/openapi.json"),
     ("GET", "/static/style.css"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"),
     *PAGES,
 }  # fmt: skip
@@ -222,7 +220,7 @@ def test_a_malformed_body_without_credentials_is_refused_as_unauthenticated(
 
 
 @pytest.mark.parametrize(
-    "path", ["/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/static/style.css",
+    "path", ["/health", "/openapi.json", "/static/style.css",
              "/login"],
 )  # fmt: skip
 def test_the_service_docs_and_login_pages_need_no_caller(api: Api, path: str) -> None:

@@ -92,3 +92,37 @@ def test_every_state_change_is_audited_with_who_and_from_where(api: Api) -> None
     ]
     assert all(e["remote_addr"] and e["at"] for e in log[:2])
     assert api.client.get("/api/v1/audit", headers=api.auth("triager")).status_code == 403
+
+
+def test_a_bogus_cookie_is_refused_before_any_body_is_read(api: Api) -> None:
+    api.client.cookies.set("fuzzorch_session", "not-a-session")
+    answer = api.client.post(
+        "/api/v1/repos", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 401
+
+
+def test_bodies_over_the_limit_are_refused_whatever_the_caller(api: Api) -> None:
+    huge = b'{"role": "viewer", "name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = api.client.post("/api/v1/tokens", content=huge, headers=api.auth("admin"))
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield huge
+
+    streamed = api.client.post("/api/v1/tokens", content=chunks(), headers=api.auth("admin"))
+    # Cut off at the limit while it was read (FastAPI reports a failed body read as 400).
+    assert streamed.status_code in (400, 413)
+    names = [t["name"] for t in api.client.get("/api/v1/tokens", headers=api.auth("admin")).json()]
+    assert all(len(n) < 1000 for n in names)
+
+
+def test_a_login_from_another_site_is_refused(api: Api) -> None:
+    answer = api.client.post("/api/v1/session", json={"token": api.secrets["admin"]},
+                             headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+    form = api.client.post("/login", content=f"token={api.secrets['admin']}",
+                           headers={"Content-Type": "application/x-www-form-urlencoded",
+                                    "Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    assert form.status_code == 403

@@ -121,6 +121,21 @@ def test_a_missing_wrong_or_truncated_signature_is_refused(
         assert webhooks.queued_deliveries(conn) == []
 
 
+def test_a_signed_body_replayed_under_a_new_delivery_id_starts_nothing_new(
+    api: Api, repo: dict[str, Any]
+) -> None:
+    body = _push("release/2.0", repo["head"], str(repo["source"].path))
+    first = api.client.post(f"{GITHUB}?repo=mixed", content=body,
+                            headers=_signed(repo["secret"], body, "d-11"))  # fmt: skip
+    assert first.status_code == 202
+    for fake in ("attacker-1", "attacker-2"):
+        replay = api.client.post(f"{GITHUB}?repo=mixed", content=body,
+                                 headers=_signed(repo["secret"], body, fake))  # fmt: skip
+        assert replay.json()["duplicate"] is True
+    with api.services.database.transaction() as conn:
+        assert len(webhooks.queued_deliveries(conn)) == 1
+
+
 def test_a_replayed_signature_on_another_body_is_refused(api: Api, repo: dict[str, Any]) -> None:
     signed = _push("release/2.0", repo["head"], str(repo["source"].path))
     headers = _signed(repo["secret"], signed, "d-3")
@@ -146,11 +161,13 @@ def test_unknown_repositories_and_oversized_bodies_are_refused(
     api: Api, repo: dict[str, Any]
 ) -> None:
     body = _push("release/2.0", repo["head"], "https://example.invalid/nobody/nothing.git")
+    # Before a delivery is verified, an unknown repository looks like any other refusal:
+    # an anonymous sender learns nothing of which repositories exist.
     unknown = api.client.post(GITHUB, content=body, headers=_signed(repo["secret"], body, "d-5"))
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401
     named = api.client.post(f"{GITHUB}?repo=nope", content=body,
                             headers=_signed(repo["secret"], body, "d-6"))  # fmt: skip
-    assert named.status_code == 404
+    assert (named.status_code, named.json()) == (401, unknown.json())
     huge = b"{" + b" " * (2 * 1024 * 1024) + b"}"
     too_big = api.client.post(f"{GITHUB}?repo=mixed", content=huge,
                               headers=_signed(repo["secret"], huge, "d-7"))  # fmt: skip

@@ -50,8 +50,10 @@ def upgrade() -> None:
         sa.Column("repo", sa.String(length=64), nullable=False),
         sa.Column("branch", sa.String(length=255), nullable=False),
         sa.Column("commit", sa.String(length=40), nullable=False),
+        sa.Column("body_sha256", sa.String(length=64), nullable=False),
         sa.Column("policy_id", sa.Integer(), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("campaign_id", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("received_at", sa.Float(), nullable=False),
@@ -66,6 +68,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("forge", "delivery", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint(
+            "forge", "repo", "body_sha256", name=op.f("uq_webhook_deliveries_forge")
+        ),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
