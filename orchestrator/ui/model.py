@@ -232,8 +232,9 @@ def parse_stack(traceback: str) -> list[dict[str, Any]]:
         location, _, function = line.rpartition(" in ")
         path, _, number = location.rpartition(":")
         plain = number.isascii() and number.isdigit() and len(number) < 10
-        frames.append({"path": path if plain else location,
-                       "line": int(number) if plain else None, "function": function})  # fmt: skip
+        kept = path if (plain or (path and not number)) else location  # "x.py:" has no line
+        frames.append({"path": kept, "line": int(number) if plain else None,
+                       "function": function})  # fmt: skip
     return frames
 
 
