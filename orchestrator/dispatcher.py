@@ -175,34 +175,18 @@ class Dispatcher:
             duration_s=round(seconds, 1),
             campaign_id=campaign.id,
         )
-        now = self.clock()
-        lease_seconds = self._lease_seconds(spec)
+        job = leases.NewJob(
+            id=spec.job_id, queue=FUZZ_QUEUE, spec=spec.to_json(),
+            max_attempts=self.timings.max_attempts, campaign_id=campaign.id,
+            harness=harness.name,
+        )  # fmt: skip
         with self.database.transaction() as conn:
-            leases.create_jobs(
-                conn,
-                [
-                    leases.NewJob(
-                        id=spec.job_id,
-                        queue=FUZZ_QUEUE,
-                        spec=spec.to_json(),
-                        max_attempts=self.timings.max_attempts,
-                        campaign_id=campaign.id,
-                        harness=harness.name,
-                    )
-                ],
-                now=now,
-            )
-            lease = leases.dispatch(
-                conn, spec.job_id, expected_attempt=0, now=now, lease_seconds=lease_seconds
+            lease = leases.create_and_dispatch(
+                conn, job, now=self.clock(), lease_seconds=self.timings.first_lease_seconds
             )
         if lease is not None:
             send_fuzz(self.broker, dataclasses.replace(spec, attempt=lease.attempt))
             logger.info("dispatched %s (%s, %.0f s)", spec.job_id, harness.name, seconds)
-
-    def _lease_seconds(self, spec: JobSpec) -> float:
-        # Until the worker's first heartbeat the lease covers queueing and start-up; after
-        # that, heartbeats extend it by lease_seconds at a time.
-        return max(self.timings.lease_seconds, self.timings.heartbeat_seconds * 3)
 
     def reconcile(self) -> None:
         """Re-dispatch attempts whose lease ran out; dead-letter jobs out of attempts."""

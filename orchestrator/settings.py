@@ -99,6 +99,12 @@ class Timings:
     retry_backoff_seconds: float = 1.0
     retry_max_seconds: float = 60.0
 
+    @property
+    def first_lease_seconds(self) -> float:
+        """A new attempt's lease: it covers queueing and start-up until the worker's first
+        heartbeat; after that, heartbeats extend it by ``lease_seconds`` at a time."""
+        return max(self.lease_seconds, self.heartbeat_seconds * 3)
+
 
 @dataclass(frozen=True)
 class Settings:

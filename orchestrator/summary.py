@@ -179,8 +179,8 @@ def summary(
             "branch": campaign.branch,
             "commit": campaign.commit,
             "status": campaign.status.value,
-            "started_at": _iso(campaign.started_at),
-            "finished_at": _iso(campaign.finished_at),
+            "started_at": iso(campaign.started_at),
+            "finished_at": iso(campaign.finished_at),
         },
         "harnesses": [h.to_json() for h in harnesses],
         "crashes": [crash_json(c) for c in crashes],
@@ -188,7 +188,8 @@ def summary(
     }
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso(epoch: float | None) -> str | None:
+    """An epoch as ISO 8601 UTC, or None."""
     if epoch is None:
         return None
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")

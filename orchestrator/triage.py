@@ -218,24 +218,14 @@ class Triage:
             claimed = claim(conn, spec)
             if claimed is None:
                 return 0
-            leases.create_jobs(
-                conn,
-                [
-                    leases.NewJob(
-                        id=claimed.job_id,
-                        queue=TRIAGE_QUEUE,
-                        spec=claimed.to_json(),
-                        max_attempts=self.timings.max_attempts,
-                        campaign_id=campaign.id,
-                        harness=claimed.harness,
-                    )
-                ],
-                now=now,
-            )
-            lease = leases.dispatch(
-                conn, claimed.job_id, expected_attempt=0, now=now,
-                lease_seconds=max(self.timings.lease_seconds, self.timings.heartbeat_seconds * 3),
+            job = leases.NewJob(
+                id=claimed.job_id, queue=TRIAGE_QUEUE, spec=claimed.to_json(),
+                max_attempts=self.timings.max_attempts, campaign_id=campaign.id,
+                harness=claimed.harness,
             )  # fmt: skip
+            lease = leases.create_and_dispatch(
+                conn, job, now=now, lease_seconds=self.timings.first_lease_seconds
+            )
         if lease is None:
             return 0
         # A lost send costs a lease period: the reconciler sends attempt 2.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from harnesses.model import Collection
@@ -11,14 +10,7 @@ from orchestrator.store import crashes, leases
 from orchestrator.store.campaigns import CampaignRecord
 from orchestrator.store.database import Database
 from orchestrator.store.repos import RepoRecord
-from orchestrator.summary import harness_summaries, summary
-
-
-def iso(epoch: float | None) -> str | None:
-    """An epoch as ISO 8601 UTC, or None."""
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
+from orchestrator.summary import harness_summaries, iso, summary
 
 
 def repo_json(record: RepoRecord) -> dict[str, Any]:

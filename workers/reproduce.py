@@ -128,7 +128,7 @@ class Reproducer:
         """A target at ``commit`` for the block, or why it cannot be run there."""
         spec = self.spec
         name = f"{spec.job_id}-{spec.attempt}-{commit[:12]}"
-        with spec_checkout(self, commit, name) as worktree:
+        with self.caches.workspaces.checkout(spec.repo, spec.source, commit, name) as worktree:
             transplanted = self._ensure_harness(worktree)
             if isinstance(transplanted, Unrunnable):
                 self.log.append(f"--- {commit[:12]}: {transplanted.reason}")
@@ -320,14 +320,6 @@ class Reproducer:
             return parse_pyproject(data).install
         except HarnessError as exc:
             return BuildFailure("", f"invalid [tool.fuzzorch] configuration: {exc}", str(exc))
-
-
-@contextlib.contextmanager
-def spec_checkout(reproducer: Reproducer, commit: str, name: str) -> Iterator[Path]:
-    """A worktree of the job's repository at ``commit``."""
-    spec = reproducer.spec
-    with reproducer.caches.workspaces.checkout(spec.repo, spec.source, commit, name) as tree:
-        yield tree
 
 
 def _feed(parser: OutputParser, line: str) -> None:

@@ -141,10 +141,8 @@ def run_triage(
 def _analyze(job: _Job) -> TriageOutcome:
     spec, repro = job.spec, job.repro
     with repro.at(spec.commit) as target:
-        if isinstance(target, BuildFailure):
-            return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
-        if isinstance(target, Unrunnable):
-            return _outcome(spec, TriageCode.STARTUP_FAILED, detail=target.reason)
+        if not isinstance(target, Target):
+            return _cannot_run(spec, target)
         attempts = []
         for _ in range(spec.runs):
             job.check_time()
@@ -178,6 +176,13 @@ def _analyze(job: _Job) -> TriageOutcome:
     )
 
 
+def _cannot_run(spec: TriageSpec, why: BuildFailure | Unrunnable) -> TriageOutcome:
+    """The job's own commit cannot be tested: its build failed, or its harness cannot start."""
+    if isinstance(why, BuildFailure):
+        return _outcome(spec, TriageCode.BUILD_FAILED, detail=why.reason)
+    return _outcome(spec, TriageCode.STARTUP_FAILED, detail=why.reason)
+
+
 def _not_reproduced(spec: TriageSpec, attempts: list[Attempt]) -> TriageOutcome:
     if all(a.state is RunState.NO_START for a in attempts):
         tail = attempts[-1].output[-2000:] if attempts else ""
@@ -200,10 +205,8 @@ def _verify(job: _Job) -> TriageOutcome:
     """Re-run at the commit; "fixed" only after enough runs for the crash's reliability."""
     spec, repro = job.spec, job.repro
     with repro.at(spec.commit) as target:
-        if isinstance(target, BuildFailure):
-            return _outcome(spec, TriageCode.BUILD_FAILED, detail=target.reason)
-        if isinstance(target, Unrunnable):
-            return _outcome(spec, TriageCode.STARTUP_FAILED, detail=target.reason)
+        if not isinstance(target, Target):
+            return _cannot_run(spec, target)
         attempts: list[Attempt] = []
         for _ in range(runs_to_call_fixed(spec.reliability)):
             job.check_time()

@@ -11,7 +11,7 @@ from orchestrator.metrics import queue_depth, render
 from orchestrator.server.auth import SESSION_COOKIE, Auth, Principal, same_origin
 from orchestrator.store import audit, sessions, tokens
 from orchestrator.store.metrics import snapshot
-from orchestrator.views import iso
+from orchestrator.summary import iso
 
 if TYPE_CHECKING:
     from orchestrator.server.app import Services

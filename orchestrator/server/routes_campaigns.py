@@ -13,8 +13,9 @@ from orchestrator.reports.html import SERVER_URLS, render
 from orchestrator.server.auth import Auth, Principal
 from orchestrator.store import campaigns, leases
 from orchestrator.store.campaigns import CampaignStatus, FailOn
+from orchestrator.summary import iso
 from orchestrator.ui.model import campaign_page
-from orchestrator.views import campaign_summary, iso
+from orchestrator.views import campaign_summary
 from workers.gitrefs import validate_ref
 
 if TYPE_CHECKING:

@@ -148,6 +148,14 @@ def dispatch(
     )
 
 
+def create_and_dispatch(
+    conn: sa.Connection, job: NewJob, *, now: float, lease_seconds: float
+) -> Lease | None:
+    """Write a new job and lease its first attempt, in the caller's transaction."""
+    create_jobs(conn, [job], now=now)
+    return dispatch(conn, job.id, expected_attempt=0, now=now, lease_seconds=lease_seconds)
+
+
 def expired_leases(conn: sa.Connection, *, now: float, limit: int = 100) -> list[Lease]:
     """Live attempts whose deadline passed without a heartbeat or an outcome."""
     query = (

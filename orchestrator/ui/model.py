@@ -26,7 +26,8 @@ from orchestrator.store.schema import (
     job_stats,
     jobs,
 )
-from orchestrator.views import campaign_summary, collection_json, iso, repo_json
+from orchestrator.summary import iso
+from orchestrator.views import campaign_summary, collection_json, repo_json
 from workers.errors import WorkerError
 from workers.queue import FUZZ_QUEUE
 from workers.storage.base import ObjectStore
